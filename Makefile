@@ -1,0 +1,78 @@
+# The course's commands. `make lab` to learn, `make test` to prove it works.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8888
+JOBS   ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# uv installs the wheels an order of magnitude faster than pip; plain pip is the fallback.
+define install
+	@if $(VENV)/bin/uv --version >/dev/null 2>&1; then \
+		$(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[$(1)]"; \
+	else \
+		$(PY) -m pip install --quiet -e ".[$(1)]"; \
+	fi
+	@touch $@
+endef
+
+.PHONY: lab test test-unit test-notebooks test-claims test-browser bench course notebooks lint format doctor clean help
+
+help:
+	@echo "make lab     open the course in JupyterLab (creates .venv on first run)"
+	@echo "make test    run every test offline (creates .venv on first run)"
+	@echo "make bench   measure the speed ratios in bench/RESULTS.md"
+	@echo "make course  run all lessons headless into build/ (executed notebooks + HTML)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip uv || echo "uv not available: installing with pip"
+
+$(VENV)/.lab: pyproject.toml | $(PY)
+	$(call install,lab)
+
+$(VENV)/.test: pyproject.toml | $(PY)
+	$(call install,test,dev)
+
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(call install,test$(comma)dev)
+
+comma := ,
+
+lab: $(VENV)/.lab
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = "Darwin" ]; then browser=""; else browser="--no-browser"; fi; \
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(PORT) $$browser \
+		--LabApp.default_url="/lab/tree/README.md"
+
+# The whole suite, offline, in the `ci` profile: unit tests and notebooks (nbval) first,
+# then the lessons' claims, read from what the notebooks recorded.
+test: $(VENV)/.test
+	@$(PY) -m tlcourse.cli test-env
+	TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_SOCKET_GUARD=1 TLCOURSE_RECORD_DIR=$(CURDIR)/build/records \
+		$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
+		--ignore=tests/claims tests tlcourse notebooks solutions -q
+	TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_RECORD_DIR=$(CURDIR)/build/records \
+		$(PY) -m pytest tests/claims -q
+
+bench: $(VENV)/.test
+	TLCOURSE_PROFILE=cpu $(PY) -m bench
+
+course: $(VENV)/.test
+	$(PY) -m tlcourse.cli run
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check tlcourse tests bench sources
+	$(VENV)/bin/ruff format --check tlcourse tests bench sources
+
+format: $(VENV)/.test
+	$(VENV)/bin/ruff format tlcourse tests bench sources
+	$(VENV)/bin/ruff check --fix tlcourse tests bench sources
+
+notebooks: $(VENV)/.test
+	$(PY) -m tlcourse.cli build
+
+doctor: $(VENV)/.lab
+	$(PY) -m tlcourse.cli doctor
+
+clean:
+	rm -rf build .pytest_cache

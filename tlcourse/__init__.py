@@ -1,0 +1,29 @@
+"""tlcourse: the helper package of a transfer learning course for TensorFlow 2.16+ / Keras 3.
+
+The lessons import it as ``import tlcourse`` and start with ``course = tlcourse.setup("NN")``.
+Modules, one per concern: ``env`` (setup, profiles), ``data``, ``models``, ``train``,
+``viz``, ``adapt``, ``checks``, ``cli``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tlcourse.env import Budget, Course, cache_dir, is_offline, say, setup  # noqa: E402
+from tlcourse.errors import TlcourseError  # noqa: E402
+
+__all__ = ["Budget", "Course", "TlcourseError", "cache_dir", "check", "is_offline", "say", "setup"]
+_SUBMODULES = {"adapt", "checks", "cli", "data", "models", "train", "viz", "exercises"}
+
+
+def __getattr__(name: str):
+    # Submodules load on first use: `import tlcourse` stays fast and keras_hub is only
+    # imported by the lessons that need it.
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tlcourse.{name}")
+    if name == "check":
+        return importlib.import_module("tlcourse.checks").check
+    raise AttributeError(f"module 'tlcourse' has no attribute {name!r}")

@@ -1,0 +1,498 @@
+"""The environment: profiles and budgets, devices, precision, strategy, online/offline, seeds.
+
+``tlcourse.setup()`` is the first code cell of every lesson. It decides everything
+that depends on the machine in one place, so that lessons only read the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tlcourse.errors import ConfigError, DependencyError, unknown_name
+
+__all__ = [
+    "Budget",
+    "Course",
+    "DeviceInfo",
+    "PROFILES",
+    "cache_dir",
+    "choose_precision",
+    "choose_profile",
+    "choose_strategy",
+    "current",
+    "is_offline",
+    "say",
+    "setup",
+]
+
+MIN_TENSORFLOW = (2, 16)
+MAX_TENSORFLOW_TESTED = (2, 21)
+PROBE_HOSTS = (("storage.googleapis.com", 443), ("huggingface.co", 443))
+PROBE_TIMEOUT = 1.5  # seconds for the whole probe; the issue allows 2
+
+
+# --------------------------------------------------------------------------- budgets
+@dataclass(frozen=True)
+class Budget:
+    """How much work a lesson may do. Lessons read these numbers, never the machine.
+
+    Attributes
+    ----------
+    image_size : int
+        Side of the square images fed to ImageNet bases.
+    train_per_class, eval_per_class : int or None
+        Caps on examples per class for training and for validation/test (None: all).
+    epochs, fine_tune_epochs : int
+        Epochs for a head (or a model from scratch) and for the fine-tuning stage.
+    batch_size : int
+        Global batch size (tlcourse scales it with the number of replicas).
+    seeds : tuple of int
+        Seeds for experiments that report mean ± std.
+    """
+
+    image_size: int
+    train_per_class: int | None
+    eval_per_class: int | None
+    epochs: int
+    fine_tune_epochs: int
+    batch_size: int
+    seeds: tuple[int, ...]
+
+    def replace(self, **changes: Any) -> Budget:
+        """Return a copy with some fields changed (``budget.replace(epochs=2)``)."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Budget] = {
+    # GPU/TPU/Colab: real data at native sizes, real epochs.
+    "full": Budget(224, None, None, 10, 5, 64, (0, 1, 2)),
+    # A laptop: real data, smaller images, subsets and epochs.
+    "cpu": Budget(160, 300, 100, 5, 3, 32, (0, 1, 2)),
+    # Tests: offline stand-ins, tiny budgets, deterministic.
+    "ci": Budget(96, 60, 40, 3, 2, 32, (0, 1, 2)),
+}
+
+
+# --------------------------------------------------------------------------- small helpers
+def _env_flag(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(
+        f"{name}={os.environ[name]!r} is not a yes/no value.",
+        hint=f"Use {name}=1 to switch it on or {name}=0 (or unset it) to switch it off.",
+    )
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not a whole number.", hint=f"Set {name} to e.g. 42, or unset it."
+        ) from None
+
+
+def say(message: str) -> None:
+    """Print one visible line from tlcourse (used for offline fallbacks and similar news)."""
+    print(f"ℹ️  tlcourse: {message}", flush=True)
+
+
+def cache_dir(*parts: str) -> Path:
+    """The folder where tlcourse keeps converted weights, datasets and features.
+
+    ``TLCOURSE_CACHE`` overrides the default ``~/.cache/tlcourse``; the folder is created.
+    """
+    root = os.environ.get("TLCOURSE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "tlcourse"
+    )
+    path = Path(root).expanduser().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_probe_result: bool | None = None
+
+
+def _probe_network(hosts=PROBE_HOSTS, timeout: float = PROBE_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    for host, port in hosts:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with socket.create_connection((host, port), timeout=left):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def is_offline(*, refresh: bool = False) -> bool:
+    """Whether tlcourse should use its offline stand-ins.
+
+    ``TLCOURSE_OFFLINE=1`` forces offline and guarantees no network attempt;
+    ``TLCOURSE_OFFLINE=0`` forces online. Otherwise a quick probe (≤ 2 s) decides,
+    once per process.
+    """
+    global _probe_result
+    if "TLCOURSE_OFFLINE" in os.environ and os.environ["TLCOURSE_OFFLINE"].strip():
+        return _env_flag("TLCOURSE_OFFLINE")
+    if _probe_result is None or refresh:
+        _probe_result = not _probe_network()
+    return _probe_result
+
+
+# --------------------------------------------------------------------------- devices
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What tlcourse needs to know about one accelerator (or the CPU)."""
+
+    kind: str  # "CPU", "GPU" or "TPU"
+    name: str = ""
+    compute_capability: tuple[int, int] | None = None
+
+
+def detect_devices() -> list[DeviceInfo]:
+    """The machine's accelerators as :class:`DeviceInfo` (the CPU when there are none)."""
+    import tensorflow as tf
+
+    devices = []
+    for kind in ("TPU", "GPU"):
+        for dev in tf.config.list_physical_devices(kind):
+            details = {}
+            if kind == "GPU":
+                try:
+                    details = tf.config.experimental.get_device_details(dev)
+                except Exception:  # details are best-effort; a GPU without them is still a GPU
+                    details = {}
+            devices.append(
+                DeviceInfo(kind, details.get("device_name", dev.name), details.get("compute_capability"))
+            )
+    return devices or [DeviceInfo("CPU", platform.processor() or platform.machine())]
+
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def choose_precision(devices: list[DeviceInfo], override: str = "auto") -> str:
+    """The mixed-precision policy for these devices.
+
+    ``mixed_bfloat16`` on TPUs and on GPUs of compute capability ≥ 8.0, ``mixed_float16``
+    on GPUs ≥ 7.0, ``float32`` otherwise (CPU, older GPUs). ``override`` wins unless "auto".
+
+    Examples
+    --------
+    >>> choose_precision([DeviceInfo("GPU", "Tesla T4", (7, 5))])
+    'mixed_float16'
+    >>> choose_precision([DeviceInfo("CPU")])
+    'float32'
+    """
+    if override != "auto":
+        if override not in PRECISIONS:
+            raise unknown_name("precision", override, (*PRECISIONS, "auto"))
+        return override
+    kinds = {d.kind for d in devices}
+    if "TPU" in kinds:
+        return "mixed_bfloat16"
+    gpus = [d for d in devices if d.kind == "GPU"]
+    if gpus:
+        capabilities = [d.compute_capability or (0, 0) for d in gpus]
+        lowest = min(capabilities)
+        if lowest >= (8, 0):
+            return "mixed_bfloat16"
+        if lowest >= (7, 0):
+            return "mixed_float16"
+    return "float32"
+
+
+def choose_strategy(devices: list[DeviceInfo], *, logical_devices: list[str] | None = None):
+    """The ``tf.distribute`` strategy: TPUStrategy on a TPU, MirroredStrategy on several GPUs.
+
+    ``logical_devices`` names the devices to mirror over explicitly (tests pass two
+    logical CPUs); otherwise the default strategy is used on one device.
+    """
+    import tensorflow as tf
+
+    kinds = [d.kind for d in devices]
+    if "TPU" in kinds:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if logical_devices:
+        return tf.distribute.MirroredStrategy(logical_devices)
+    if kinds.count("GPU") > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def in_colab() -> bool:
+    """Whether this runs in Google Colab."""
+    return "google.colab" in sys.modules or bool(os.environ.get("COLAB_RELEASE_TAG"))
+
+
+def under_test() -> bool:
+    return "PYTEST_CURRENT_TEST" in os.environ or _env_flag("TLCOURSE_UNDER_TEST")
+
+
+def choose_profile(devices: list[DeviceInfo], override: str | None = None) -> str:
+    """``full`` on a GPU/TPU, ``cpu`` on a CPU, ``ci`` under tests; ``TLCOURSE_PROFILE`` wins.
+
+    Examples
+    --------
+    >>> choose_profile([DeviceInfo("GPU", "T4", (7, 5))], override="cpu")
+    'cpu'
+    """
+    name = override or os.environ.get("TLCOURSE_PROFILE", "").strip() or None
+    if name is not None:
+        if name not in PROFILES:
+            raise unknown_name("profile", name, PROFILES)
+        return name
+    if under_test():
+        return "ci"
+    if any(d.kind in ("GPU", "TPU") for d in devices):
+        return "full"
+    return "cpu"
+
+
+# --------------------------------------------------------------------------- versions
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def check_versions() -> dict[str, str]:
+    """Raise a clear error for Keras 2 legacy mode or an unsupported TensorFlow/Keras."""
+    if _env_flag("TF_USE_LEGACY_KERAS"):
+        raise ConfigError(
+            "TF_USE_LEGACY_KERAS=1 switches TensorFlow to Keras 2 (tf_keras); this course is Keras 3.",
+            hint="Unset TF_USE_LEGACY_KERAS (or set it to 0) and restart the kernel.",
+        )
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError as exc:
+        raise DependencyError(
+            f"{exc.name or 'tensorflow'} is not installed.",
+            hint="Run `make lab` (or `pip install -e .`) to install the course's dependencies.",
+        ) from None
+    if _version_tuple(tf.__version__)[:2] < MIN_TENSORFLOW:
+        raise DependencyError(
+            f"TensorFlow {tf.__version__} is too old; the course needs 2.16 or newer (Keras 3).",
+            hint="pip install -U 'tensorflow>=2.16'",
+        )
+    if _version_tuple(keras.__version__)[0] != 3:
+        raise DependencyError(
+            f"Keras {keras.__version__} is installed; the course is written for Keras 3.",
+            hint="pip install 'keras>=3.3,<4'",
+        )
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ and Python log noise out of the notebook."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+
+# --------------------------------------------------------------------------- the course
+@dataclass
+class Course:
+    """What ``setup()`` decided. Lessons read ``course.budget`` and call ``course.record``."""
+
+    profile: str
+    budget: Budget
+    offline: bool
+    colab: bool
+    devices: list[DeviceInfo]
+    precision: str
+    strategy: Any
+    seed: int
+    versions: dict[str, str]
+    lesson: str | None = None
+    records: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def replicas(self) -> int:
+        return getattr(self.strategy, "num_replicas_in_sync", 1)
+
+    @property
+    def device(self) -> str:
+        first = self.devices[0]
+        count = len(self.devices)
+        label = first.name or first.kind
+        return f"{count} × {first.kind} ({label})" if count > 1 else f"{first.kind} ({label})"
+
+    def record(self, key: str, value: Any) -> Any:
+        """Keep a result the lesson computed, so that tests can assert the lesson's claims.
+
+        Values must be JSON-serialisable (numbers are stored as plain floats/ints).
+        Written to ``$TLCOURSE_RECORD_DIR/<lesson>.json`` (default: the cache's
+        ``records`` folder). Returns ``value`` so it can be used inline.
+        """
+        self.records[key] = _plain(value)
+        folder = Path(os.environ.get("TLCOURSE_RECORD_DIR") or cache_dir("records"))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.lesson or 'scratch'}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.records, indent=2, sort_keys=True))
+        tmp.replace(path)
+        return value
+
+    def report(self) -> str:
+        strategy = type(self.strategy).__name__
+        mode = "offline (stand-ins from installed packages)" if self.offline else "online"
+        b = self.budget
+        lines = [
+            f"tlcourse {_package_version()}  ·  Python {self.versions['python']}"
+            f"  ·  TensorFlow {self.versions['tensorflow']}  ·  Keras {self.versions['keras']}",
+            f"device    {self.device}{'  ·  Colab' if self.colab else ''}",
+            f"precision {self.precision}  ·  strategy {strategy} ({self.replicas} replica"
+            f"{'s' if self.replicas != 1 else ''})",
+            f"profile   {self.profile}: images {b.image_size}px, ≤{b.train_per_class or 'all'} train/class,"
+            f" {b.epochs}+{b.fine_tune_epochs} epochs, batch {b.batch_size}, seeds {list(b.seeds)}",
+            f"data      {mode}  ·  cache {cache_dir()}",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Course(lesson={self.lesson!r}, profile={self.profile!r}, offline={self.offline})"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tlcourse")
+    except Exception:
+        return "dev"
+
+
+_current: Course | None = None
+
+
+def current() -> Course:
+    """The course made by the last ``setup()`` call (one is made silently if there was none)."""
+    return _current if _current is not None else setup(verbose=False)
+
+
+def setup(
+    lesson: str | None = None,
+    *,
+    profile: str | None = None,
+    seed: int | None = None,
+    precision: str = "auto",
+    deterministic: bool = False,
+    verbose: bool = True,
+    devices: list[DeviceInfo] | None = None,
+) -> Course:
+    """Prepare TensorFlow for a lesson and return the :class:`Course`.
+
+    Parameters
+    ----------
+    lesson : str, optional
+        The lesson's number ("01"); names the file that ``course.record`` writes.
+    profile : {"full", "cpu", "ci"}, optional
+        Overrides the automatic choice (and ``TLCOURSE_PROFILE``).
+    seed : int, optional
+        Seeds Python, NumPy and TensorFlow (default ``TLCOURSE_SEED`` or 42).
+    precision : {"auto", "float32", "mixed_float16", "mixed_bfloat16"}
+        The Keras mixed-precision policy; "auto" picks by device.
+    deterministic : bool
+        Turn on TensorFlow's op determinism (slower, bit-for-bit repeatable).
+    verbose : bool
+        Print the one-screen report.
+    devices : list of DeviceInfo, optional
+        Use these instead of detecting (for tests and what-ifs).
+
+    Examples
+    --------
+    >>> course = setup("00", verbose=False)
+    >>> course.profile in PROFILES
+    True
+    """
+    global _current
+    quiet_tensorflow()
+    versions = check_versions()
+    import keras
+    import tensorflow as tf
+
+    seed = _env_int("TLCOURSE_SEED", 42) if seed is None else seed
+    offline = is_offline()
+    devices = devices if devices is not None else detect_devices()
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised: growth must be set before first use
+            pass
+    chosen_precision = choose_precision(devices, precision)
+    keras.mixed_precision.set_global_policy(chosen_precision)
+    strategy = choose_strategy(devices)
+    keras.utils.set_random_seed(seed)
+    if deterministic or _env_flag("TLCOURSE_DETERMINISTIC"):
+        tf.config.experimental.enable_op_determinism()
+    colab = in_colab()
+    if colab:
+        try:
+            from google.colab import output  # type: ignore[import-not-found]
+
+            output.enable_custom_widget_manager()
+        except Exception:  # widgets then fall back to static output; not worth failing a lesson
+            pass
+    name = choose_profile(devices, profile)
+    course = Course(
+        profile=name,
+        budget=PROFILES[name],
+        offline=offline,
+        colab=colab,
+        devices=devices,
+        precision=chosen_precision,
+        strategy=strategy,
+        seed=seed,
+        versions=versions,
+        lesson=lesson,
+    )
+    _current = course
+    if verbose:
+        print(course.report(), flush=True)
+    return course
