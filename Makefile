@@ -31,18 +31,14 @@ $(PY):
 $(VENV)/.lab: pyproject.toml | $(PY)
 	$(call install,lab)
 
-$(VENV)/.test: pyproject.toml | $(PY)
-	$(call install,test,dev)
-
-$(VENV)/.dev: pyproject.toml | $(PY)
-	$(call install,test$(comma)dev)
-
 comma := ,
+$(VENV)/.test: pyproject.toml | $(PY)
+	$(call install,test$(comma)dev)
 
 lab: $(VENV)/.lab
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = "Darwin" ]; then browser=""; else browser="--no-browser"; fi; \
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(PORT) $$browser \
-		--LabApp.default_url="/lab/tree/README.md"
+		--LabApp.default_url="/lab/tree/notebooks" $(LAB_ARGS)
 
 # The whole suite, offline, in the `ci` profile: unit tests and notebooks (nbval) first,
 # then the lessons' claims, read from what the notebooks recorded.

@@ -144,6 +144,50 @@ def _probe_network(hosts=PROBE_HOSTS, timeout: float = PROBE_TIMEOUT) -> bool:
     return False
 
 
+class NetworkAttemptError(ConfigError):
+    """Raised by the socket guard when code tries to reach the network while offline is forced."""
+
+
+_LOOPBACK_PREFIXES = ("127.", "::1", "localhost", "0.0.0.0")
+
+
+def install_socket_guard() -> None:
+    """Make any connection to a non-loopback address raise :class:`NetworkAttemptError`.
+
+    ``make test`` switches it on (``TLCOURSE_SOCKET_GUARD=1``) in the test process and in
+    every notebook kernel, which proves that ``TLCOURSE_OFFLINE=1`` attempts no network call.
+    """
+    if getattr(socket.socket.connect, "_tlcourse_guard", False):
+        return
+    original_connect = socket.socket.connect
+    original_create = socket.create_connection
+
+    def _check(address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, bytes):
+            host = host.decode()
+        if isinstance(host, str) and (host.startswith(_LOOPBACK_PREFIXES) or host.startswith("/")):
+            return
+        if not isinstance(address, tuple):  # unix sockets
+            return
+        raise NetworkAttemptError(
+            f"A network connection to {host!r} was attempted while TLCOURSE_OFFLINE=1.",
+            hint="Offline code paths must not touch the network; this is a bug in tlcourse or the lesson.",
+        )
+
+    def guarded_connect(self, address):
+        _check(address)
+        return original_connect(self, address)
+
+    def guarded_create(address, *args, **kwargs):
+        _check(address)
+        return original_create(address, *args, **kwargs)
+
+    guarded_connect._tlcourse_guard = True
+    socket.socket.connect = guarded_connect
+    socket.create_connection = guarded_create
+
+
 def is_offline(*, refresh: bool = False) -> bool:
     """Whether tlcourse should use its offline stand-ins.
 
@@ -496,3 +540,24 @@ def setup(
     if verbose:
         print(course.report(), flush=True)
     return course
+
+
+def require(module: str, *, package: str | None = None, purpose: str = ""):
+    """Import an optional dependency, or raise :class:`DependencyError` saying how to install it.
+
+    Examples
+    --------
+    >>> require("json").__name__
+    'json'
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = package or module
+        needed = f" for {purpose}" if purpose else ""
+        raise DependencyError(
+            f"The package {package!r} is needed{needed} but is not installed.",
+            hint=f"pip install {package}   (or `make lab`, which installs everything the course uses)",
+        ) from None

@@ -1,0 +1,202 @@
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tlcourse import env
+from tlcourse.env import PROFILES, DeviceInfo, choose_precision, choose_profile
+from tlcourse.errors import ConfigError, DependencyError
+
+CPU = DeviceInfo("CPU", "x86_64")
+T4 = DeviceInfo("GPU", "Tesla T4", (7, 5))
+A100 = DeviceInfo("GPU", "A100", (8, 0))
+K80 = DeviceInfo("GPU", "Tesla K80", (3, 7))
+TPU = DeviceInfo("TPU", "TPU v2")
+
+
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [
+        ([CPU], "float32"),
+        ([K80], "float32"),
+        ([T4], "mixed_float16"),
+        ([A100], "mixed_bfloat16"),
+        ([A100, T4], "mixed_float16"),  # the weakest GPU decides
+        ([TPU], "mixed_bfloat16"),
+    ],
+)
+def test_precision_follows_the_device(devices, expected):
+    assert choose_precision(devices) == expected
+
+
+def test_precision_override_and_bad_name():
+    assert choose_precision([T4], "float32") == "float32"
+    with pytest.raises(ConfigError, match="Unknown precision 'float16'") as info:
+        choose_precision([T4], "float16")
+    assert "mixed_float16" in info.value.hint
+
+
+def test_profile_follows_the_device(monkeypatch):
+    monkeypatch.delenv("TLCOURSE_PROFILE", raising=False)
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    monkeypatch.setenv("TLCOURSE_UNDER_TEST", "0")
+    assert choose_profile([CPU]) == "cpu"
+    assert choose_profile([T4]) == "full"
+    assert choose_profile([TPU]) == "full"
+    monkeypatch.setenv("TLCOURSE_UNDER_TEST", "1")
+    assert choose_profile([T4]) == "ci"
+    monkeypatch.setenv("TLCOURSE_PROFILE", "cpu")
+    assert choose_profile([T4]) == "cpu"
+
+
+def test_unknown_profile_names_the_choices(monkeypatch):
+    monkeypatch.setenv("TLCOURSE_PROFILE", "gpu")
+    with pytest.raises(ConfigError) as info:
+        choose_profile([CPU])
+    assert "Unknown profile 'gpu'" in str(info.value)
+    assert all(name in info.value.hint for name in PROFILES)
+
+
+@pytest.mark.parametrize(("name", "value"), [("TLCOURSE_OFFLINE", "maybe"), ("TLCOURSE_SEED", "forty-two")])
+def test_malformed_variables_are_named(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        env.setup(verbose=False)
+    assert name in str(info.value) and value in str(info.value)
+    assert info.value.hint
+
+
+def test_legacy_keras_is_refused(monkeypatch):
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
+    with pytest.raises(ConfigError, match="Keras 2") as info:
+        env.check_versions()
+    assert "Unset TF_USE_LEGACY_KERAS" in info.value.hint
+
+
+def test_old_tensorflow_is_refused(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf, "__version__", "2.15.1")
+    with pytest.raises(DependencyError, match="2.15.1") as info:
+        env.check_versions()
+    assert "tensorflow>=2.16" in info.value.hint
+
+
+def test_missing_optional_dependency_says_how_to_install():
+    with pytest.raises(DependencyError) as info:
+        env.require("surely_not_installed_pkg", purpose="the explorer")
+    assert "pip install surely_not_installed_pkg" in info.value.hint
+    assert "the explorer" in str(info.value)
+
+
+def test_forced_offline_makes_no_network_attempt(monkeypatch):
+    attempts = []
+    monkeypatch.setattr(env, "_probe_network", lambda *a, **k: attempts.append(1) or True)
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
+    assert env.is_offline(refresh=True) is True
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    assert env.is_offline(refresh=True) is False
+    assert attempts == []
+
+
+def test_socket_guard_blocks_remote_and_allows_loopback():
+    env.install_socket_guard()  # conftest installed it already; installing twice is harmless
+    with pytest.raises(env.NetworkAttemptError, match="203.0.113.9"):
+        socket.create_connection(("203.0.113.9", 443), timeout=0.1)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    with socket.create_connection(server.getsockname(), timeout=1):
+        pass
+    server.close()
+
+
+def test_probe_is_quick_and_cached(monkeypatch):
+    monkeypatch.delenv("TLCOURSE_OFFLINE", raising=False)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    reachable = server.getsockname()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    unreachable = closed.getsockname()
+    closed.close()
+    assert env._probe_network([reachable]) is True
+    start = time.monotonic()
+    assert env._probe_network([unreachable, unreachable]) is False
+    assert time.monotonic() - start <= env.PROBE_TIMEOUT + 0.5
+    monkeypatch.setattr(env, "PROBE_HOSTS", (unreachable,))
+    monkeypatch.setattr(env, "_probe_network", lambda hosts=(unreachable,), timeout=1.5: False)
+    assert env.is_offline(refresh=True) is True
+    calls = []
+    monkeypatch.setattr(env, "_probe_network", lambda *a, **k: calls.append(1) or False)
+    assert env.is_offline() is True  # cached: no new probe
+    assert calls == []
+    server.close()
+
+
+def test_setup_reports_and_records(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TLCOURSE_RECORD_DIR", str(tmp_path))
+    course = env.setup("zz", seed=7)
+    out = capsys.readouterr().out
+    for fact in ("TensorFlow", "Keras", "precision float32", "profile   ci", "offline"):
+        assert fact in out
+    assert course.profile == "ci" and course.budget == PROFILES["ci"]
+    assert course.replicas == 1 and course.precision == "float32"
+    import numpy as np
+
+    course.record("accuracy", np.float32(0.5))
+    course.record("curve", np.arange(3))
+    assert (tmp_path / "zz.json").read_text().count("accuracy") == 1
+    import json
+
+    assert json.loads((tmp_path / "zz.json").read_text()) == {"accuracy": 0.5, "curve": [0, 1, 2]}
+    assert env.current() is course
+
+
+def test_setup_applies_injected_gpu_policy():
+    import keras
+
+    try:
+        course = env.setup(verbose=False, devices=[T4])
+        assert course.precision == "mixed_float16"
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_seeding_repeats_random_numbers():
+    import numpy as np
+
+    env.setup(verbose=False, seed=3)
+    first = np.random.rand(3)
+    env.setup(verbose=False, seed=3)
+    assert np.array_equal(first, np.random.rand(3))
+
+
+def test_mirrored_strategy_over_two_logical_cpus():
+    script = textwrap.dedent(
+        """
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from tlcourse import env
+        names = [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = env.choose_strategy([env.DeviceInfo("CPU")], logical_devices=names)
+        import keras, numpy as np
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+            model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(np.ones((8, 4)), np.zeros(8), batch_size=4, epochs=1, verbose=0)
+        print(type(strategy).__name__, strategy.num_replicas_in_sync)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "MirroredStrategy 2" in out.stdout
