@@ -93,11 +93,12 @@ def offline_asset_rows() -> list[tuple[str, str, str]]:
     try:
         from tlcourse import data
 
-        for name, where in data.cached_datasets().items():
+        for item in data.cached_datasets():
+            where = item["path"] or "bundled with its package"
+            rows.append((OK, f"offline data {item['name']} ({item['source']}): {where}", ""))
+        if not any(item["name"] == "fashion_mnist" for item in data.cached_datasets()):
             rows.append(
-                (OK, f"offline data {name}: {where}", "")
-                if where
-                else (WARN, f"offline data {name}: not available", f"tlcourse fetch {name}")
+                (WARN, "offline data fashion_mnist: not available", "apt-get install dataset-fashion-mnist")
             )
     except ImportError as exc:
         rows.append((WARN, f"dataset assets unknown ({exc})", "make lab"))
