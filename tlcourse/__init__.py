@@ -21,7 +21,7 @@ if os.environ.get("TLCOURSE_SOCKET_GUARD", "").strip() in {"1", "true", "yes"}:
     install_socket_guard()
 
 __all__ = ["Budget", "Course", "TlcourseError", "cache_dir", "check", "is_offline", "say", "setup"]
-_SUBMODULES = {"adapt", "checks", "cli", "data", "models", "train", "viz", "exercises"}
+_SUBMODULES = {"adapt", "checks", "cli", "data", "models", "train", "viz", "notebooks"}
 
 
 def __getattr__(name: str):

@@ -153,17 +153,18 @@ def cmd_test_env(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from tlcourse import notebooks
 
-    written = notebooks.build(execute=args.execute)
-    for path in written:
-        print(f"wrote {path}")
-    return 0
+    changed = notebooks.build(execute=args.execute, check=args.check)
+    verb = "differs" if args.check else "wrote"
+    for path in changed:
+        print(f"{verb} {path}")
+    return 1 if args.check and changed else 0
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
     from tlcourse import checks
 
-    table = checks.progress(args.paths or sorted(Path("exercises").glob("*.ipynb")))
-    print(table)
+    result = checks.progress(args.paths or sorted(Path("exercises").glob("*.ipynb")))
+    print(result.table(details=args.details))
     return 0
 
 
@@ -182,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("test-env", help=argparse.SUPPRESS)
     build = sub.add_parser("build", help="regenerate notebooks/, solutions/ and exercises/ from sources/")
     build.add_argument("--execute", action="store_true", help="re-run solutions to refresh check outputs")
+    build.add_argument("--check", action="store_true", help="only say which notebooks are out of date")
     progress = sub.add_parser("progress", help="run exercise notebooks headless and count passed checks")
     progress.add_argument("paths", nargs="*", help="exercise notebooks (default: exercises/*.ipynb)")
+    progress.add_argument("--details", action="store_true", help="list every check, not just the counts")
     run = sub.add_parser("run", help="run lessons headless into build/ as executed notebooks and HTML")
     run.add_argument("notebooks", nargs="*", help="lessons to run (default: all)")
     run.add_argument("--profile", default=None, help="full, cpu or ci (default: chosen by the machine)")
