@@ -1,0 +1,15 @@
+"""Lesson 00's claim: the (offline) ImageNet classifier names scikit-image's `chelsea` a cat."""
+
+# ImageNet-1k class indices 281-285: tabby, tiger cat, Persian cat, Siamese cat, Egyptian cat.
+IMAGENET_CATS = range(281, 286)
+
+
+def test_chelsea_is_named_a_cat(records):
+    chelsea = records("00")["chelsea_top1"]
+    assert chelsea["index"] in IMAGENET_CATS, f"chelsea's top-1 is {chelsea}, not an ImageNet cat class"
+    assert 0.0 < chelsea["prob"] <= 1.0
+
+
+def test_random_weights_know_less_than_pretrained_ones(records):
+    confidence = records("00")["mean_top1_prob"]
+    assert confidence["pretrained"] > confidence["random"]
