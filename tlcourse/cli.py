@@ -145,6 +145,13 @@ def cmd_test_env(args: argparse.Namespace) -> int:
             models.fetch([name])
         except TlcourseError as exc:
             print(f"{WARN} {name} could not be prepared, tests that need it will be skipped: {exc}")
+    try:
+        # The lessons' pretrained source CNN takes about a minute to train once; do it before the
+        # notebooks run so that no lesson pays for it inside its own time budget.
+        models.source_model(progress=False)
+        print(f"{OK} source model (small CNN pretrained on Fashion-MNIST classes 0-4) ready")
+    except TlcourseError as exc:
+        print(f"{WARN} source model could not be prepared, lessons 01-05 will fail: {exc}")
     for status, what, fix in offline_asset_rows():
         print(f"{status} {what}" + (f"  ({fix})" if fix and status != OK else ""))
     return 0
