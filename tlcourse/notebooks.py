@@ -243,6 +243,19 @@ def _check_outputs(cell) -> list:
     return [nbformat.v4.new_output("stream", name="stdout", text=text)] if text else []
 
 
+_COLAB_FOLDER = re.compile(r"(https://colab\.research\.google\.com/github/[^)\s]+?/blob/[^/]+/)(\w+)/")
+
+
+def _point_badge_at(nb, folder: str) -> None:
+    """Make the first cell's Open-in-Colab link open this very notebook (in ``folder``).
+
+    A solution's source links to its exercise, what students open; the generated solution and
+    exercise each link to themselves, so a badge never opens a different notebook than its own.
+    """
+    if nb.cells and nb.cells[0].cell_type == "markdown":
+        nb.cells[0].source = _COLAB_FOLDER.sub(rf"\g<1>{folder}/", nb.cells[0].source)
+
+
 def solution_notebook(text: str, *, previous=None, name: str = "solution"):
     """A solutions notebook from its source: nbgrader metadata on answer and check cells, no outputs
     except the check cells' outputs kept from ``previous`` (the notebook on disk) where the cell's
@@ -250,6 +263,7 @@ def solution_notebook(text: str, *, previous=None, name: str = "solution"):
     cells = _read_source(text)
     _add_grading_metadata(cells, name=name)
     nb = _new_notebook(cells)
+    _point_badge_at(nb, "solutions")
     kept = {}
     if previous is not None:
         kept = {cell.source: cell for cell in previous.cells if _is_check_cell(cell) and cell.get("outputs")}
@@ -302,6 +316,7 @@ def exercise_notebook(solution):
     """The exercise notebook made from a solutions notebook: stubs instead of answers, no outputs,
     check cells read-only."""
     nb = copy.deepcopy(solution)
+    _point_badge_at(nb, "exercises")
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
@@ -418,6 +433,7 @@ def _with_check_outputs(solution, executed, *, name: str):
             if out.get("output_type") == "error":
                 problems.append(f"cell {cell.id} raised {out.get('ename')}: {out.get('evalue')}")
     nb = copy.deepcopy(solution)
+    _point_badge_at(nb, "exercises")
     for cell in nb.cells:
         if not _is_check_cell(cell):
             continue
