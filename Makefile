@@ -41,14 +41,20 @@ lab: $(VENV)/.lab
 		--LabApp.default_url="/lab/tree/notebooks" $(LAB_ARGS)
 
 # The whole suite, offline, in the `ci` profile: unit tests and notebooks (nbval) first,
-# then the lessons' claims, read from what the notebooks recorded.
+# then the lessons' claims, read from what the notebooks recorded. Tests use their own cache
+# under build/ (weights are converted and the source model trained once per checkout); the
+# records and training runs of an earlier `make test` are cleared so that every claim is
+# re-measured.
+TEST_ENV := TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_CACHE=$(CURDIR)/build/cache \
+	TLCOURSE_RECORD_DIR=$(CURDIR)/build/records
+
 test: $(VENV)/.test
-	@$(PY) -m tlcourse.cli test-env
-	TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_SOCKET_GUARD=1 TLCOURSE_RECORD_DIR=$(CURDIR)/build/records \
-		$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
+	@rm -rf build/records build/cache/runs
+	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse.cli test-env
+	$(TEST_ENV) TLCOURSE_SOCKET_GUARD=1 $(PY) -m pytest -n $(JOBS) --dist loadfile \
+		--nbval-lax --nbval-current-env --junitxml=build/junit.xml \
 		--ignore=tests/claims tests tlcourse notebooks solutions -q
-	TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_RECORD_DIR=$(CURDIR)/build/records \
-		$(PY) -m pytest tests/claims -q
+	$(TEST_ENV) $(PY) -m pytest tests/claims -q
 
 bench: $(VENV)/.test
 	TLCOURSE_PROFILE=cpu $(PY) -m bench

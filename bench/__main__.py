@@ -1,0 +1,599 @@
+"""``python -m bench``: measure tlcourse's speed ratios on this machine and write bench/RESULTS.md.
+
+1. Feature caching vs. the TF tutorial's recipe (frozen base inside the model, ``model.fit`` E epochs).
+2. Input pipeline: images/s training from a folder of JPEGs ÷ images/s on in-memory tensors, for
+   tlcourse's pipeline and for the seeds' recipes (a per-image Python generator in the style of
+   ImageDataGenerator; ``image_dataset_from_directory`` without cache/prefetch).
+3. Precision and compilation: mixed_bfloat16 (mixed_float16 on a GPU) vs float32, jit_compile on/off.
+4. CI cost per lesson, read from what ``make test`` left in build/.
+
+Options: ``--reps N`` (default 3), ``--quick`` (smaller sizes, for a smoke run), ``--only 1,3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+
+# The benchmarks use the offline stand-ins: the same data everywhere, figures comparable across machines.
+os.environ.setdefault("TLCOURSE_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tlcourse  # noqa: E402
+from tlcourse import train  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "RESULTS.md"
+
+
+# --------------------------------------------------------------------------- helpers
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+def machine() -> dict:
+    info = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "os": f"{platform.system()} {platform.release()}",
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        models = [
+            line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")
+        ]
+        flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+        info["cpu"] = models[0] if models else info["cpu"]
+        info["avx512_bf16"] = "avx512_bf16" in flags
+        info["amx_bf16"] = "amx_bf16" in flags
+    except OSError:
+        pass
+    try:
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        info["ram_gib"] = round(int(mem) / 2**20, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return info
+
+
+def fashion_arrays(image_size: int, train_per_class: int, val_per_class: int):
+    """Fashion-MNIST (RGB uint8, resized) through tlcourse.data, subsampled per class."""
+    from tlcourse import data
+
+    bundle = data.load("fashion_mnist", image_size=image_size)
+    (x, y), (xv, yv) = bundle.arrays("train"), bundle.arrays("val")
+
+    def per_class(xs, ys, k):
+        keep = np.concatenate([np.flatnonzero(ys == c)[:k] for c in np.unique(ys)])
+        return xs[keep], ys[keep]
+
+    return per_class(x, y, train_per_class), per_class(xv, yv, val_per_class), bundle.class_names
+
+
+def make_base(image_size: int):
+    """Offline EfficientNet-Lite0 (ImageNet weights) if it can be had, else MobileNetV2 with random weights."""
+    from tlcourse import models
+
+    try:
+        base = models.backbone("efficientnet_lite0", input_shape=(image_size, image_size, 3))
+        return base, "EfficientNet-Lite0 (ImageNet weights, offline)"
+    except Exception as exc:  # any failure: the benchmark still runs on a stand-in base
+        log(f"Lite0 unavailable ({type(exc).__name__}: {exc}); using MobileNetV2(weights=None)")
+    base = models.backbone("mobilenet_v2", weights=None, input_shape=(image_size, image_size, 3))
+    return base, "MobileNetV2 (random weights: Lite0 unavailable)"
+
+
+# --------------------------------------------------------------------------- 1. feature caching
+def bench_feature_caching(reps: int, quick: bool) -> dict:
+    epochs = 10
+    size = 64
+    (x, y), (xv, yv), _ = fashion_arrays(size, 10 if quick else 30, 5 if quick else 15)
+    base, base_name = make_base(size)
+    num_classes = int(y.max()) + 1
+    log(f"1. feature caching: {base_name}, {len(x)} train + {len(xv)} val images at {size}px, E={epochs}")
+    rows = []
+    for rep in range(reps):
+        timings = {}
+
+        def tutorial(rep=rep, timings=timings):
+            keras.utils.set_random_seed(rep)
+            inputs = keras.Input((size, size, 3))
+            h = base(inputs, training=False)
+            h = keras.layers.Dropout(0.2)(h)
+            model = keras.Model(inputs, keras.layers.Dense(num_classes, dtype="float32")(h))
+            model.compile(
+                optimizer=keras.optimizers.Adam(1e-3),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+                jit_compile=False,
+            )
+            start = time.perf_counter()
+            history = model.fit(x, y, validation_data=(xv, yv), epochs=epochs, batch_size=32, verbose=0)
+            timings["tutorial"] = (time.perf_counter() - start, history.history["val_accuracy"][-1])
+
+        def cached(rep=rep, timings=timings):
+            start = time.perf_counter()
+            feats = train.extract_features(base, (x, y), key=f"bench1-train-{rep}-{time.time()}", verbose=0)
+            vfeats = train.extract_features(base, (xv, yv), key=f"bench1-val-{rep}-{time.time()}", verbose=0)
+            _, history = train.fit_head(
+                feats, val=vfeats, epochs=epochs, batch_size=32, learning_rate=1e-3, seed=rep, verbose=0
+            )
+            timings["cached"] = (time.perf_counter() - start, history.final("val_accuracy"))
+
+        for contender in (tutorial, cached) if rep % 2 == 0 else (cached, tutorial):
+            contender()
+        (t_tut, acc_tut), (t_cache, acc_cache) = timings["tutorial"], timings["cached"]
+        rows.append(
+            {
+                "tutorial_s": t_tut,
+                "cached_s": t_cache,
+                "ratio": t_tut / t_cache,
+                "acc_tutorial": acc_tut,
+                "acc_cached": acc_cache,
+            }
+        )
+        log(
+            f"   rep {rep}: tutorial {t_tut:.1f} s (acc {acc_tut:.3f}), cached {t_cache:.1f} s (acc {acc_cache:.3f})"
+            f" → {t_tut / t_cache:.2f}×"
+        )
+    ratio = median([r["ratio"] for r in rows])
+    gap = median([abs(r["acc_tutorial"] - r["acc_cached"]) * 100 for r in rows])
+    return {
+        "base": base_name,
+        "epochs": epochs,
+        "image_size": size,
+        "n_train": len(x),
+        "n_val": len(xv),
+        "rows": rows,
+        "ratio": ratio,
+        "goal": 0.8 * epochs,
+        "accuracy_gap_points": gap,
+        "acc_tutorial": median([r["acc_tutorial"] for r in rows]),
+        "acc_cached": median([r["acc_cached"] for r in rows]),
+        "passed": ratio >= 0.8 * epochs and gap <= 1.0,
+    }
+
+
+# --------------------------------------------------------------------------- 2. input pipeline
+class PerImageGenerator(keras.utils.PyDataset):
+    """The seeds' recipe: ImageDataGenerator.flow_from_directory in spirit — PIL opens each file per batch."""
+
+    def __init__(self, files, labels, image_size, batch_size=32, seed=0):
+        super().__init__()
+        self.files, self.labels = np.asarray(files), np.asarray(labels)
+        self.image_size, self.batch_size = image_size, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(self.files))
+
+    def __len__(self):
+        return int(np.ceil(len(self.files) / self.batch_size))
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        images = []
+        for i in chosen:
+            with Image.open(self.files[i]) as image:
+                image = image.convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
+                images.append(np.asarray(image, dtype=np.float32))
+        return np.stack(images), self.labels[chosen]
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.files))
+
+
+def write_jpeg_folder(root: Path, per_class: int) -> tuple[list[str], np.ndarray]:
+    from PIL import Image
+
+    from tlcourse import data
+
+    bundle = data.load("fashion_mnist")
+    x, y = bundle.arrays("train")
+    files, labels = [], []
+    for c, name in enumerate(bundle.class_names):
+        folder = root / name.replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        for j, i in enumerate(np.flatnonzero(y == c)[:per_class]):
+            path = folder / f"{j:05d}.jpg"
+            Image.fromarray(x[i]).save(path, quality=90)
+            files.append(str(path))
+            labels.append(c)
+    return files, np.asarray(labels, np.int64)
+
+
+def bench_input_pipeline(reps: int, quick: bool) -> dict:
+    from PIL import Image
+
+    from tlcourse import data, models
+
+    size, epochs, batch = 48, 2, 32
+    per_class = 20 if quick else 40
+    work = Path(tempfile.mkdtemp(prefix="tlcourse-bench-"))
+    files, labels = write_jpeg_folder(work / "jpegs", per_class)
+    n = len(files)
+    log(f"2. input pipeline: {n} JPEGs ({size}px after resize), small_cnn, {epochs} epochs, batch {batch}")
+    in_memory = np.stack(
+        [np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.BILINEAR)) for f in files]
+    ).astype(np.uint8)
+
+    def model_for(dtype):
+        keras.utils.set_random_seed(0)
+        model = models.small_cnn((size, size, 3), 10)
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=False,
+        )
+        # Trace the train step outside the timing: every contender pays it alike otherwise.
+        model.fit(np.zeros((batch, size, size, 3), dtype), np.zeros(batch, np.int64), epochs=1, verbose=0)
+        return model
+
+    def time_fit(model, dataset, count):
+        start = time.perf_counter()
+        model.fit(dataset, epochs=epochs, verbose=0)
+        return count * epochs / (time.perf_counter() - start)
+
+    def memory():
+        ds = tf.data.Dataset.from_tensor_slices((in_memory, labels)).shuffle(n, seed=0).batch(batch)
+        return time_fit(model_for("uint8"), ds.prefetch(tf.data.AUTOTUNE), n), 0.0
+
+    def tlcourse_pipeline():
+        start = time.perf_counter()
+        bundle = data.load_folder(work / "jpegs", image_size=size, val_fraction=0.05)
+        load_s = time.perf_counter() - start
+        return time_fit(
+            model_for("uint8"), bundle.batches("train", batch_size=batch), bundle.sizes["train"]
+        ), load_s
+
+    def generator():
+        return time_fit(model_for("float32"), PerImageGenerator(files, labels, size, batch), n), 0.0
+
+    def from_directory():
+        start = time.perf_counter()
+        ds = keras.utils.image_dataset_from_directory(
+            work / "jpegs", image_size=(size, size), batch_size=batch, shuffle=True, seed=0, verbose=False
+        )
+        load_s = time.perf_counter() - start
+        return time_fit(model_for("float32"), ds, n), load_s
+
+    contenders = {
+        "in-memory tensors": memory,
+        "tlcourse (load_folder → batches)": tlcourse_pipeline,
+        "per-image Python generator": generator,
+        "image_dataset_from_directory (no cache/prefetch)": from_directory,
+    }
+    per_rep = []
+    for rep in range(reps):
+        names = list(contenders)
+        names = names if rep % 2 == 0 else names[::-1]
+        speeds = {}
+        for name in names:
+            speeds[name] = contenders[name]()
+        per_rep.append(speeds)
+        log(f"   rep {rep}: " + ", ".join(f"{k} {v[0]:.0f} img/s" for k, v in speeds.items()))
+    out = {"n_images": n, "image_size": size, "epochs": epochs, "contenders": {}}
+    for name in contenders:
+        ratios = [r[name][0] / r["in-memory tensors"][0] for r in per_rep]
+        out["contenders"][name] = {
+            "images_per_s": median([r[name][0] for r in per_rep]),
+            "ratio": median(ratios),
+            "load_s": median([r[name][1] for r in per_rep]),
+        }
+    out["ratio"] = out["contenders"]["tlcourse (load_folder → batches)"]["ratio"]
+    out["goal"] = 0.9
+    out["passed"] = out["ratio"] >= 0.9
+    return out
+
+
+# --------------------------------------------------------------------------- 3. precision and jit
+def bench_precision(reps: int, quick: bool) -> dict:
+    from tlcourse import models
+
+    size, batch, steps = 64, 32, 8 if quick else 16
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    low = "mixed_float16" if gpu else "mixed_bfloat16"
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, size=(batch * steps, size, size, 3)).astype(np.uint8)
+    y = rng.integers(0, 10, size=batch * steps).astype(np.int64)
+    builders = {
+        "small_cnn": lambda: models.small_cnn((size, size, 3), 10),
+        "mobilenet_v2 (all layers trainable)": lambda: models.classifier(
+            models.unfreeze(models.backbone("mobilenet_v2", weights=None, input_shape=(size, size, 3))), 10
+        ),
+    }
+    configs = [("float32", False), ("float32", True), (low, False), (low, True)]
+    # XLA compiles for minutes on a CPU for the larger model, and measured far slower: no jit there.
+    model_configs = {"small_cnn": configs, "mobilenet_v2 (all layers trainable)": configs[::2]}
+    log(f"3. precision/jit: {list(builders)}, {steps} steps of {batch} at {size}px; {configs}")
+    results: dict = {"low_precision": low, "models": {}}
+    for model_name, build in builders.items():
+        per_config: dict = {c: [] for c in configs}
+        skipped: dict = {}
+        chosen = model_configs[model_name]
+        per_config = {c: [] for c in chosen}
+        for rep in range(max(1, reps - 1)):
+            for policy, jit in chosen if rep % 2 == 0 else chosen[::-1]:
+                if (policy, jit) in skipped:
+                    continue
+                try:
+                    keras.mixed_precision.set_global_policy(policy)
+                    keras.utils.set_random_seed(0)
+                    model = build()
+                    model.compile(
+                        optimizer=keras.optimizers.Adam(1e-3),
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        jit_compile=jit,
+                    )
+                    model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # trace/compile
+                    # The larger model gets half the steps: the whole `python -m bench` must stay ≤ 10 min.
+                    count = len(x) if model_name == "small_cnn" else len(x) // 2
+                    start = time.perf_counter()
+                    model.fit(x[:count], y[:count], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+                    per_config[(policy, jit)].append(count / (time.perf_counter() - start))
+                except Exception as exc:  # unsupported on this machine: skip that configuration cleanly
+                    skipped[(policy, jit)] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                    log(f"   {model_name} {policy} jit={jit} skipped: {skipped[(policy, jit)]}")
+                finally:
+                    keras.mixed_precision.set_global_policy("float32")
+        speeds = {f"{p}{' + jit' if j else ''}": median(v) for (p, j), v in per_config.items() if v}
+        base = speeds.get("float32")
+        entry = {
+            "images_per_s": speeds,
+            "skipped": {f"{p}{' + jit' if j else ''}": m for (p, j), m in skipped.items()},
+        }
+        if base:
+            entry["speedup_vs_float32"] = {k: v / base for k, v in speeds.items()}
+        results["models"][model_name] = entry
+        log(f"   {model_name}: " + ", ".join(f"{k} {v:.0f} img/s" for k, v in speeds.items()))
+    return results
+
+
+# --------------------------------------------------------------------------- 4. CI cost per lesson
+def bench_ci_cost() -> dict:
+    """Seconds per lesson notebook in the ci profile, from what `make test` left in build/."""
+    build = ROOT / "build"
+    per_notebook: dict[str, float] = {}
+    source = None
+    for name in ("timings.json", "durations.json", "records/timings.json"):
+        path = build / name
+        if path.is_file():
+            try:
+                loaded = json.loads(path.read_text())
+                per_notebook = {str(k): float(v) for k, v in loaded.items() if isinstance(v, (int, float))}
+                source = str(path.relative_to(ROOT))
+                break
+            except (OSError, ValueError):
+                continue
+    if not per_notebook:
+        for path in sorted(build.glob("**/*.xml")) if build.is_dir() else []:
+            try:
+                tree = ET.parse(path)
+            except (ET.ParseError, OSError):
+                continue
+            for case in tree.iter("testcase"):
+                where = f"{case.get('file', '')} {case.get('classname', '')} {case.get('name', '')}"
+                if ".ipynb" in where:
+                    notebook = next(w for w in where.split() if ".ipynb" in w).split("::")[0]
+                    per_notebook[notebook] = per_notebook.get(notebook, 0.0) + float(case.get("time", 0) or 0)
+            if per_notebook:
+                source = str(path.relative_to(ROOT))
+                break
+    if not per_notebook:
+        return {
+            "available": False,
+            "message": "no timings found in build/: run `make test` first "
+            "(with pytest's --junitxml=build/junit.xml, or a build/timings.json of notebook → seconds).",
+        }
+    return {
+        "available": True,
+        "source": source,
+        "seconds": dict(sorted(per_notebook.items())),
+        "over_60s": [k for k, v in per_notebook.items() if v > 60],
+        "goal_s": 60,
+    }
+
+
+# --------------------------------------------------------------------------- report
+def _not_measured(result) -> str:
+    return "Not run this time (see `--only`)." if result is None else f"Skipped: {result}"
+
+
+def fmt_ratio(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def write_results(info: dict, results: dict, total_s: float) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `python -m bench` (`make bench`). Ratios are measured side by side in one run "
+        "(contenders alternate within each repetition); medians over the repetitions.",
+        "",
+        "## Machine",
+        "",
+    ]
+    for key, value in info.items():
+        lines.append(f"- **{key}**: {value}")
+    lines += ["", f"Whole run: {total_s:.0f} s.", ""]
+    load = info.get("load_average_at_start")
+    if load and info.get("cores") and load[0] > info["cores"]:
+        lines += [
+            f"⚠️ The machine was shared (load average {load[0]:.1f} on {info['cores']} cores at the start): "
+            "absolute times are inflated and noisy; the ratios are side by side, but still noisier "
+            "than on an idle machine.",
+            "",
+        ]
+    lines += [
+        "Ratios are the median of the per-repetition ratios; images/s columns are medians of their own.",
+        "",
+    ]
+
+    r1 = results.get("1")
+    lines += ["## 1. Feature caching vs. the TF tutorial's recipe", ""]
+    if isinstance(r1, dict) and "ratio" in r1:
+        lines += [
+            f"Base: {r1['base']}, {r1['n_train']} train + {r1['n_val']} val Fashion-MNIST images at "
+            f"{r1['image_size']}px, E = {r1['epochs']} epochs, linear head (dropout 0.2, Adam 1e-3, batch 32).",
+            "Tutorial: frozen base inside the model, `model.fit` for E epochs. tlcourse: "
+            "`extract_features` (train + val, once) + `fit_head` for E epochs (with per-epoch checkpoints).",
+            "",
+            "| rep | tutorial s | tlcourse s | speed-up | val acc tutorial | val acc tlcourse |",
+            "|---|---|---|---|---|---|",
+        ]
+        for i, row in enumerate(r1["rows"]):
+            lines.append(
+                f"| {i} | {row['tutorial_s']:.1f} | {row['cached_s']:.1f} | {row['ratio']:.2f}× | "
+                f"{row['acc_tutorial']:.3f} | {row['acc_cached']:.3f} |"
+            )
+        lines += [
+            "",
+            f"**Median speed-up {r1['ratio']:.2f}×** (goal ≥ {r1['goal']:.0f}×); median accuracy gap "
+            f"{r1['accuracy_gap_points']:.1f} points (goal ≤ 1). {'✅' if r1['passed'] else '❌'}",
+            "",
+        ]
+    else:
+        lines += [_not_measured(r1), ""]
+
+    r2 = results.get("2")
+    lines += ["## 2. Input pipeline efficiency", ""]
+    if isinstance(r2, dict) and "contenders" in r2:
+        lines += [
+            f"{r2['n_images']} Fashion-MNIST JPEGs in class folders, resized to {r2['image_size']}px, "
+            f"`small_cnn`, {r2['epochs']} epochs of training timed end to end (decoding included; the "
+            "train step is traced beforehand for every contender alike).",
+            "",
+            "| pipeline | images/s | ÷ in-memory | set-up s (not in images/s) |",
+            "|---|---|---|---|",
+        ]
+        for name, row in r2["contenders"].items():
+            lines.append(f"| {name} | {row['images_per_s']:.0f} | {row['ratio']:.2f} | {row['load_s']:.1f} |")
+        lines += [
+            "",
+            f"**tlcourse ÷ in-memory = {r2['ratio']:.2f}** (goal ≥ 0.9). {'✅' if r2['passed'] else '❌'}",
+            "",
+        ]
+    else:
+        lines += [_not_measured(r2), ""]
+
+    r3 = results.get("3")
+    lines += ["## 3. Precision and compilation (training throughput)", ""]
+    if isinstance(r3, dict) and "models" in r3:
+        for model_name, entry in r3["models"].items():
+            lines += [f"**{model_name}**", "", "| configuration | images/s | vs float32 |", "|---|---|---|"]
+            for key, speed in entry["images_per_s"].items():
+                ratio = entry.get("speedup_vs_float32", {}).get(key)
+                lines.append(f"| {key} | {speed:.0f} | {fmt_ratio(ratio)} |")
+            for key, message in entry.get("skipped", {}).items():
+                lines.append(f"| {key} | skipped: {message} | — |")
+            lines.append("")
+        lines += [
+            "tlcourse's default: `jit_compile` off on a CPU, Keras's \"auto\" on a GPU/TPU; "
+            "the precision policy is `setup()`'s choice (float32 on a CPU).",
+            "",
+        ]
+    else:
+        lines += [_not_measured(r3), ""]
+
+    r4 = results.get("4")
+    lines += ["## 4. CI cost per lesson (ci profile)", ""]
+    if isinstance(r4, dict) and r4.get("available"):
+        lines += [
+            f"From `{r4['source']}` (goal ≤ {r4['goal_s']} s each).",
+            "",
+            "| notebook | seconds |",
+            "|---|---|",
+        ]
+        for name, seconds in r4["seconds"].items():
+            lines.append(f"| {name} | {seconds:.1f}{' ❌' if seconds > r4['goal_s'] else ''} |")
+        lines.append("")
+    elif isinstance(r4, dict):
+        lines += [r4["message"], ""]
+    else:
+        lines += [_not_measured(r4), ""]
+    text = "\n".join(lines)
+    RESULTS.write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
+    parser.add_argument("--only", default="1,2,3,4", help="comma-separated benchmark numbers")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    tlcourse.setup(verbose=True, seed=0)
+    info = machine()
+    results: dict = {}
+    benches = {
+        "1": lambda: bench_feature_caching(args.reps, args.quick),
+        "2": lambda: bench_input_pipeline(args.reps, args.quick),
+        "3": lambda: bench_precision(args.reps, args.quick),
+        "4": bench_ci_cost,
+    }
+    for key in args.only.split(","):
+        key = key.strip()
+        try:
+            results[key] = benches[key]()
+        except Exception as exc:  # one failing benchmark must not lose the others' results
+            traceback.print_exc()
+            results[key] = f"failed: {type(exc).__name__}: {exc}"
+    total = time.perf_counter() - started
+    write_results(info, results, total)
+    print()
+    print("=" * 72)
+    if isinstance(results.get("1"), dict):
+        r1 = results["1"]
+        print(
+            f"1. feature caching speed-up: {r1['ratio']:.2f}× (goal ≥ {r1['goal']:.0f}×), "
+            f"accuracy gap {r1['accuracy_gap_points']:.1f} points"
+        )
+    if isinstance(results.get("2"), dict):
+        for name, row in results["2"]["contenders"].items():
+            print(f"2. {name}: {row['images_per_s']:.0f} img/s, ÷ in-memory {row['ratio']:.2f}")
+    if isinstance(results.get("3"), dict):
+        for model_name, entry in results["3"]["models"].items():
+            shown = ", ".join(f"{k} {v:.2f}×" for k, v in entry.get("speedup_vs_float32", {}).items())
+            print(f"3. {model_name}: {shown}")
+    if isinstance(results.get("4"), dict):
+        r4 = results["4"]
+        print(
+            "4. "
+            + (
+                f"{len(r4['seconds'])} notebooks timed, over 60 s: {r4['over_60s']}"
+                if r4.get("available")
+                else r4["message"]
+            )
+        )
+    print(f"written: {RESULTS.relative_to(ROOT)}  ({total:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
