@@ -514,3 +514,19 @@ def test_explorer_offers_sample_photos_and_rejects_mismatched_twin(plain):
     other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="elsewhere")])
     with pytest.raises(VizError, match="same layers"):
         viz.FeatureMapExplorer(plain, compare_with=other, include_samples=False, images={"x": IMAGE})
+
+
+def test_history_reads_tlcourse_train_history_directly():
+    from tlcourse.train import History
+
+    h = History(
+        {"loss": [1.0, 0.6, 0.5, 0.4], "val_loss": [1.1, 0.8, 0.7, 0.6]},
+        stage_boundaries=[0, 2],
+        stages=["stage 1: head", "stage 2: top 10"],
+    )
+    fig = viz.history(h)
+    (ax,) = fig.axes
+    lines = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert [line.get_xdata()[0] for line in lines] == [2.5]
+    assert "stage 2: top 10" in [t.get_text() for t in ax.texts]
+    assert "2 stages" in fig._suptitle.get_text()
