@@ -10,6 +10,6 @@ def test_chelsea_is_named_a_cat(records):
     assert 0.0 < chelsea["prob"] <= 1.0
 
 
-def test_random_weights_know_less_than_pretrained_ones(records):
-    confidence = records("00")["mean_top1_prob"]
-    assert confidence["pretrained"] > confidence["random"]
+def test_the_same_architecture_with_random_weights_does_not_see_a_cat(records):
+    random = records("00")["chelsea_top1_random"]
+    assert random["index"] not in IMAGENET_CATS, f"random weights named chelsea {random}"
