@@ -37,6 +37,7 @@ $(VENV)/.test: pyproject.toml | $(PY)
 
 lab: $(VENV)/.lab
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = "Darwin" ]; then browser=""; else browser="--no-browser"; fi; \
+	if [ "$$(id -u)" = 0 ]; then browser="$$browser --allow-root"; fi; \
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(PORT) $$browser \
 		--LabApp.default_url="/lab/tree/notebooks" $(LAB_ARGS)
 

@@ -89,8 +89,9 @@ def test_make_lab_serves_the_course():
         lessons = [n for n in names if re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n)]
         assert lessons, "the lesson list is empty"
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=30)
 
 
 def test_cli_help_lists_the_commands():
