@@ -433,7 +433,6 @@ def _with_check_outputs(solution, executed, *, name: str):
             if out.get("output_type") == "error":
                 problems.append(f"cell {cell.id} raised {out.get('ename')}: {out.get('evalue')}")
     nb = copy.deepcopy(solution)
-    _point_badge_at(nb, "exercises")
     for cell in nb.cells:
         if not _is_check_cell(cell):
             continue
