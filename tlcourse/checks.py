@@ -751,3 +751,856 @@ def check_00_3(freeze) -> str:
             "freeze changed the weights' values: freezing only stops training, keep the weights"
         )
     return "freeze leaves no trainable weight (nested base and BatchNorm included)"
+# =========================================================================== lesson 01
+WORKFLOW = ("pick a base", "freeze the base", "add a new head", "train the head", "fine-tune", "evaluate")
+"""The transfer learning workflow of lesson 01, in order ("freeze" and "add a new head" may swap)."""
+
+TARGET_CLASSES_01 = (5, 6, 7, 8, 9)
+AT_LEAST_01 = 0.70
+_SOURCE_CONVOLUTIONS = ("conv1", "conv2", "conv3")
+
+
+def _as_arrays(weights) -> list:
+    import keras
+    import numpy as np
+
+    return [np.asarray(keras.ops.convert_to_numpy(weight)) for weight in weights]
+
+
+def _holds(arrays: list, reference) -> bool:
+    import numpy as np
+
+    return any(array.shape == reference.shape and np.array_equal(array, reference) for array in arrays)
+
+
+_SOURCE_WEIGHTS: dict[str, list] = {}
+
+
+def _source_weights() -> dict[str, list]:
+    """The pretrained source model's weights by layer name, read once from the cached .keras file."""
+    if not _SOURCE_WEIGHTS:
+        from tlcourse import models
+
+        source = models.source_model(progress=False)
+        _SOURCE_WEIGHTS.update({layer.name: layer.get_weights() for layer in source.layers if layer.weights})
+    return _SOURCE_WEIGHTS
+
+
+def _expect_source_features(model, *, trained: bool) -> None:
+    """Fail unless ``model`` holds the source's convolutions, unchanged, and not its old classifier."""
+    reference = _source_weights()
+    arrays = _as_arrays(model.weights)
+    if _holds(arrays, reference["logits"][0]):
+        raise CheckFailed(
+            "`model` still contains the source's own classifier (its layer 'logits', scores for the 5 old "
+            "classes): cut the source before it, at the layer 'gap' or 'features', and put the new head there"
+        )
+    if all(_holds(arrays, reference[name][0]) for name in _SOURCE_CONVOLUTIONS):
+        return
+    if trained:
+        raise CheckFailed(
+            "the convolution weights of `model` are no longer the source model's: they trained along with the "
+            "head. Rebuild the model, set base.trainable = False, then compile and fit"
+        )
+    raise CheckFailed(
+        "the convolution layers of `model` do not hold the pretrained source weights: build the base from "
+        "`source` (e.g. keras.Model(source.inputs, source.get_layer('gap').output)), not from a new network"
+    )
+
+
+def _head_layer(model):
+    """The last layer with weights (nested models' layers included): the head of a classifier."""
+    leaves = [layer for layer in walk_layers(model) if not getattr(layer, "layers", None) and layer.weights]
+    if not leaves:
+        raise CheckFailed("`model` has no layer with weights: end it with a Dense layer, the new head")
+    return leaves[-1]
+
+
+@register("01.1")
+def check_01_1(workflow) -> str:
+    """The six workflow steps in an order that works."""
+    import difflib
+
+    if isinstance(workflow, str) or not isinstance(workflow, (list, tuple)):
+        raise CheckFailed(
+            f"`workflow` is a {type(workflow).__name__}: make it a list of the six step names from STEPS, in order"
+        )
+    steps = [step.strip().lower() if isinstance(step, str) else step for step in workflow]
+    for step in steps:
+        if step not in WORKFLOW:
+            close = difflib.get_close_matches(str(step), WORKFLOW, n=1)
+            suggestion = f": did you mean {close[0]!r}?" if close else ": copy the names from STEPS"
+            raise CheckFailed(f"{step!r} is not one of the steps{suggestion}")
+    repeated = [step for step in WORKFLOW if steps.count(step) > 1]
+    if repeated:
+        raise CheckFailed(f"{repeated[0]!r} appears {steps.count(repeated[0])} times: each step comes once")
+    missing = [step for step in WORKFLOW if step not in steps]
+    if missing:
+        raise CheckFailed(
+            f"`workflow` has {len(steps)} of the 6 steps; missing: {', '.join(repr(m) for m in missing)}"
+        )
+    at = {step: index for index, step in enumerate(steps)}
+    if at["pick a base"] != 0:
+        raise CheckFailed(
+            f"`workflow` starts with {steps[0]!r}: everything starts from a network pretrained on a source "
+            "task, so 'pick a base' comes first"
+        )
+    if at["train the head"] < at["add a new head"]:
+        raise CheckFailed(
+            "'train the head' comes before 'add a new head': a head must exist before it can train"
+        )
+    if at["train the head"] < at["freeze the base"]:
+        raise CheckFailed(
+            "'train the head' comes before 'freeze the base': freeze first, or your few labels train (and "
+            "damage) the whole pretrained network"
+        )
+    if at["fine-tune"] < at["train the head"]:
+        raise CheckFailed(
+            "'fine-tune' comes before 'train the head': fine-tune only once the head is trained, because a "
+            "random head sends large gradients into the base and wrecks its pretrained features"
+        )
+    if at["evaluate"] != len(WORKFLOW) - 1:
+        raise CheckFailed(
+            "'evaluate' is not the last step: evaluate on held-out data once all training (fine-tuning "
+            "included) is done"
+        )
+    return (
+        "workflow: pick a base → freeze the base and add a new head → train the head → fine-tune → evaluate"
+    )
+
+
+@register("01.2")
+def check_01_2(model) -> str:
+    """The source model's frozen feature part + a new trainable Dense head with 5 logits."""
+    expect_model(model, name="model")
+    expect_input_shape(model, (28, 28, 3), name="model")
+    outputs = expect_output_shape(model, (28, 28, 3), len(TARGET_CLASSES_01), name="model")
+    expect_logits(model, outputs, name="model")
+    _expect_source_features(model, trained=False)
+    expect_trainable(model, trainable=[_head_layer(model).name], name="model")
+    return (
+        f"model: the source's frozen features → a trainable Dense head "
+        f"({count_params(model.trainable_weights):,} parameters) → 5 logits"
+    )
+
+
+@register("01.3")
+def check_01_3(model) -> str:
+    """The model of 01.2, trained on 10 labels per class, reaches the threshold on the held-out test split."""
+    expect_model(model, name="model")
+    if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
+        raise CheckFailed(
+            "`model` is not compiled yet: compile it (Adam, SparseCategoricalCrossentropy(from_logits=True)) "
+            "and fit it on the 50 labelled training images"
+        )
+    expect_from_logits(model, name="model")
+    if int(model.optimizer.iterations.numpy()) == 0:
+        raise CheckFailed(
+            "`model` is compiled but has not trained yet: call model.fit(x_train, y_train, ...)"
+        )
+    expect_input_shape(model, (28, 28, 3), name="model")
+    _expect_source_features(model, trained=True)
+    expect_trainable(model, trainable=[_head_layer(model).name], name="model")
+    from tlcourse import data
+
+    x_test, y_test = data.load("fashion_mnist", classes=list(TARGET_CLASSES_01)).arrays("test")
+    expect_accuracy(model, x_test, y_test, at_least=AT_LEAST_01, name="model")
+    return f"model reaches ≥ {AT_LEAST_01:.0%} on the {len(y_test)} held-out test images of classes 5–9"
+
+
+# =========================================================================== lesson 02
+SETTINGS_02 = {
+    1: (
+        "inductive",
+        "the target classes (12 products) are not ImageNet's, and the target photos are labelled",
+    ),
+    2: (
+        "transductive",
+        "the task (find pedestrians) stays, the images look different, and no night image is labelled",
+    ),
+    3: (
+        "inductive",
+        "two new tasks (make and colour) are learned together, with labels for both: multi-task",
+    ),
+    4: (
+        "unsupervised",
+        "there are no labels anywhere, and the target task (grouping into clusters) needs none",
+    ),
+    5: (
+        "transductive",
+        "the task (transcribe speech) stays, the recordings sound different, and none is transcribed",
+    ),
+    6: ("inductive", "new classes (sandal … ankle boot) with 10 labelled images each: a new, labelled task"),
+}
+"""Lesson 02's exercise scenarios: the setting and the facts that decide it."""
+_SETTING_CHOICES = ("inductive", "transductive", "unsupervised")
+_SOURCE_CLASSES_02 = (0, 1, 2, 3, 4)
+
+
+@register("02.1")
+def check_02_1(settings) -> str:
+    """Each scenario placed in Pan & Yang's table."""
+    import difflib
+
+    if not isinstance(settings, dict):
+        raise CheckFailed(
+            f"`settings` is a {type(settings).__name__}: make it a dict {{scenario number: setting}}, "
+            "e.g. {1: 'inductive', 2: 'transductive', ...}"
+        )
+    answers = {}
+    for key, value in settings.items():
+        number = (
+            _ints_like(key) if not isinstance(key, str) else (int(key) if key.strip().isdigit() else None)
+        )
+        if number not in SETTINGS_02:
+            raise CheckFailed(f"{key!r} is not a scenario number: use the numbers 1 to {len(SETTINGS_02)}")
+        answers[number] = value.strip().lower() if isinstance(value, str) else value
+    for number in SETTINGS_02:
+        if number not in answers:
+            raise CheckFailed(
+                f"scenario {number} has no answer yet: add {number}: 'inductive', 'transductive' or 'unsupervised'"
+            )
+        given = answers[number]
+        if given not in _SETTING_CHOICES:
+            close = difflib.get_close_matches(str(given), _SETTING_CHOICES, n=1)
+            suggestion = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else "use 'inductive', 'transductive' or 'unsupervised'"
+            )
+            raise CheckFailed(f"scenario {number}: {given!r} is not a setting: {suggestion}")
+    for number, (correct, facts) in SETTINGS_02.items():
+        if answers[number] != correct:
+            raise CheckFailed(
+                f"scenario {number} is not {answers[number]}. Apply the rule — a new task with target labels: "
+                f"inductive; same task, new domain, no target labels: transductive; no labels at all: "
+                f"unsupervised. Here: {facts}"
+            )
+    return f"all {len(SETTINGS_02)} scenarios are in the right setting"
+
+
+def _test_accuracy(model, bundle, split: str = "test") -> float:
+    import numpy as np
+
+    x, y = bundle.arrays(split)
+    return float(np.mean(np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(axis=1) == y))
+
+
+def _one_number(value, *, what: str) -> float:
+    import numpy as np
+
+    if value is None:
+        raise CheckFailed(f"{what} returned None: did you forget `return`?")
+    if isinstance(value, (list, tuple, dict)) or (isinstance(value, np.ndarray) and value.size != 1):
+        raise CheckFailed(
+            f"{what} returned a {type(value).__name__}: return one number, the source accuracy minus the "
+            "target accuracy"
+        )
+    try:
+        return float(np.asarray(value).reshape(-1)[0]) if isinstance(value, np.ndarray) else float(value)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what} returned a {type(value).__name__}: return one number (a float)") from None
+
+
+@register("02.2")
+def check_02_2(domain_gap) -> str:
+    """A function measuring a model's domain gap: source minus target accuracy on the test split."""
+    if not callable(domain_gap):
+        raise CheckFailed("`domain_gap` should be a function: def domain_gap(model, source, target): ...")
+    from tlcourse import data, models
+
+    model = models.source_model(classes=_SOURCE_CLASSES_02, progress=False)
+    source = data.load("fashion_mnist", classes=list(_SOURCE_CLASSES_02))
+    target = data.load("fashion_mnist_m", classes=list(_SOURCE_CLASSES_02))
+    expected = _test_accuracy(model, source) - _test_accuracy(model, target)
+    gap = _one_number(domain_gap(model, source, target), what="domain_gap")
+
+    def near(value):
+        return abs(gap - value) <= 1e-3
+
+    if not near(expected):
+        if near(-expected):
+            raise CheckFailed(
+                "domain_gap has the wrong sign: return the source accuracy minus the target accuracy (a positive "
+                "gap means the model does worse on the target domain)"
+            )
+        if near(100 * expected):
+            raise CheckFailed(
+                "domain_gap returned points (e.g. 25.0): return a fraction (0.25), like the accuracies"
+            )
+        for split in ("train", "val"):
+            if near(_test_accuracy(model, source, split) - _test_accuracy(model, target, split)):
+                raise CheckFailed(
+                    f"domain_gap measured on the {split} split: use the held-out test split, bundle.arrays('test')"
+                )
+        raise CheckFailed(
+            "domain_gap's result is not the source test accuracy minus the target test accuracy the check "
+            "measured: accuracy = mean(argmax(model.predict(x), axis=1) == y) on each bundle's 'test' split"
+        )
+    swapped = _one_number(domain_gap(model, target, source), what="domain_gap")
+    if abs(swapped + expected) > 1e-3:
+        raise CheckFailed(
+            "domain_gap gives the wrong number when source and target are swapped: compute it from the model "
+            "and the two bundles it is given, not from values measured elsewhere"
+        )
+    return "domain_gap = source − target accuracy on the test split (checked both ways round)"
+
+
+@register("02.3")
+def check_02_3(blend) -> str:
+    """The MNIST-M recipe for one image: |patch − image| per pixel and channel, uint8."""
+    import numpy as np
+
+    if not callable(blend):
+        raise CheckFailed("`blend` should be a function: def blend(image, patch): ...")
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, size=(28, 28, 3), dtype=np.uint8)
+    patch = rng.integers(0, 256, size=(28, 28, 3), dtype=np.uint8)
+    image_before, patch_before = image.copy(), patch.copy()
+    returned = blend(image, patch)
+    if returned is None:
+        raise CheckFailed("blend returned None: did you forget `return`?")
+    if not (np.array_equal(image, image_before) and np.array_equal(patch, patch_before)):
+        raise CheckFailed(
+            "blend changed the image or the patch it was given: compute a new array and return it"
+        )
+    out = np.asarray(returned)
+    if out.shape != image.shape:
+        raise CheckFailed(
+            f"blend returned shape {_shape_text(out.shape)} for a 28×28×3 image and patch: return one value per "
+            "pixel and channel"
+        )
+    wide_image, wide_patch = image.astype(np.int64), patch.astype(np.int64)
+    expected = np.abs(wide_patch - wide_image)
+    if np.array_equal(out.astype(np.int64), expected):
+        if out.dtype != np.uint8:
+            raise CheckFailed(
+                f"blend's values are right but its dtype is {out.dtype}: return uint8 (.astype(np.uint8)), "
+                "the images' own type"
+            )
+        return "blend computes |patch − image| per pixel and channel, as uint8 (the MNIST-M recipe)"
+    if np.array_equal(out, patch - image) or np.array_equal(out, image - patch):
+        raise CheckFailed(
+            "blend subtracts in uint8, which wraps around (3 − 5 gives 254): convert to a signed type first "
+            "(.astype(np.int16)), take np.abs, then convert back to uint8"
+        )
+    if np.array_equal(out.astype(np.int64), wide_patch - wide_image) or np.array_equal(
+        out.astype(np.int64), wide_image - wide_patch
+    ):
+        raise CheckFailed("blend returns negative differences: take the absolute value, |patch − image|")
+    if np.allclose(out.astype(np.float64), (wide_patch + wide_image) / 2, atol=1):
+        raise CheckFailed(
+            "blend averages the image and the patch: the recipe is the absolute difference |patch − image|"
+        )
+    raise CheckFailed("blend does not compute |patch − image| for every pixel and channel")
+
+
+# =========================================================================== lesson 03
+AT_LEAST_03 = 0.70
+
+
+def _lesson_03_data():
+    """The data of lesson 03, exactly as the notebooks load it."""
+    from tlcourse import data, env
+
+    return data.load("cats_vs_dogs", image_size=env.current().budget.image_size)
+
+
+@register("03.1")
+def check_03_1(model, conv_base, num_classes) -> str:
+    """A frozen convolutional base, global average pooling and a trainable Dense head with logits."""
+    import warnings
+
+    import keras
+    import numpy as np
+
+    expect_model(model, name="model")
+    shape = tuple(conv_base.inputs[0].shape[1:])
+    expect_input_shape(model, shape, name="model")
+    if any(type(layer).__name__ == "Flatten" for layer in walk_layers(model)):
+        grid = _shape_text(conv_base.outputs[0].shape[1:])
+        raise CheckFailed(
+            f"`model` flattens the {grid} feature map: its head then needs a weight per position and channel; "
+            "use keras.layers.GlobalAveragePooling2D() to get one number per channel"
+        )
+    outputs = expect_output_shape(model, shape, num_classes, name="model")
+    expect_logits(model, outputs, name="model")
+    in_base = {layer.name for layer in walk_layers(conv_base)} | {conv_base.name}
+    trainable = _trainable_by_layer(model)
+    still = [name for name in trainable if name in in_base]
+    if still:
+        total = sum(trainable[name] for name in still)
+        raise CheckFailed(
+            f"the base is not frozen: {total:,} of its parameters (layers {', '.join(repr(n) for n in still[:3])}"
+            f"{' …' if len(still) > 3 else ''}) would train. Set conv_base.trainable = False"
+        )
+    head = [name for name in trainable if name not in in_base]
+    if len(head) > 1:
+        raise CheckFailed(
+            f"`model` trains {len(head)} layers after the base ({', '.join(repr(n) for n in head[:3])}): the task "
+            "asks for one Dense layer as the head"
+        )
+    expect_trainable(model, trainable=[_head_layer(model).name], name="model")
+    expect_batchnorm_frozen(model, name="model")
+    expect_preprocessing(model, name="model")
+    # The logits must be head(GAP(base(raw pixels))): anything rescaling the pixels on the way shows here.
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, *shape)).astype("float32")
+    with warnings.catch_warnings():  # Keras warns when a named input gets a bare tensor
+        warnings.simplefilter("ignore")
+        features = keras.ops.mean(conv_base(x, training=False), axis=(1, 2))
+    expected = np.asarray(_head_layer(model)(features))
+    if not np.allclose(outputs, expected, rtol=1e-3, atol=1e-3 * (1 + float(np.abs(expected).max()))):
+        raise CheckFailed(
+            "`model`'s logits are not head(pooled base features) of the raw [0, 255] pixels: do not rescale or "
+            "preprocess the images before the base, its matching preprocessing is inside it"
+        )
+    return (
+        f"model: raw pixels → frozen base (preprocessing inside) → global average pooling → Dense head "
+        f"({count_params(model.trainable_weights):,} parameters) → {num_classes} logits"
+    )
+
+
+@register("03.2")
+def check_03_2(model) -> str:
+    """The model compiled with a cross-entropy that knows it gets logits and integer labels."""
+    expect_model(model, name="model")
+    if not getattr(model, "compiled", False):
+        raise CheckFailed(
+            "`model` is not compiled: call model.compile(optimizer=..., loss=..., metrics=['accuracy'])"
+        )
+    loss = model.loss
+    if not isinstance(loss, str) and loss is not None:
+        kind = type(loss).__name__
+        if kind == "function":
+            raise CheckFailed(
+                f"`model` was compiled with the function {getattr(loss, '__name__', 'loss')}: pass a loss object "
+                "that takes options, keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+            )
+        if kind == "CategoricalCrossentropy":
+            raise CheckFailed(
+                "CategoricalCrossentropy expects one-hot label rows, but the labels are class ids (0, 1, 2, …): "
+                "use keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+            )
+        if kind.startswith("Binary"):
+            raise CheckFailed(
+                f"{kind} is for one logit per image (yes/no); this model outputs one logit per class: use "
+                "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+            )
+        if kind != "SparseCategoricalCrossentropy":
+            raise CheckFailed(
+                f"{kind} is not a classification loss for class-id labels: use "
+                "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+            )
+    expect_from_logits(model, name="model")
+    return "model is compiled with SparseCategoricalCrossentropy(from_logits=True), matching its logits"
+
+
+@register("03.3")
+def check_03_3(head, train_features, base) -> str:
+    """A head trained on cached features reaches the threshold on the held-out test split's features."""
+    import numpy as np
+
+    from tlcourse import train
+
+    expect_model(head, name="head")
+    bundle = _lesson_03_data()
+    test = train.extract_features(base, bundle, split="test", verbose=0)
+    train_x = getattr(train_features, "features", None)
+    if train_x is None and isinstance(train_features, (tuple, list)) and len(train_features) == 2:
+        train_x = train_features[0]
+    if train_x is not None:
+        train_x = np.asarray(train_x)
+        if train_x.shape == test.features.shape and np.array_equal(train_x, test.features):
+            raise CheckFailed(
+                "`train_features` are the test split's features: train on split='train' and keep the test "
+                "split for measuring"
+            )
+    width = head.inputs[0].shape[-1] if head.inputs else None
+    if width is not None and int(width) != test.features.shape[1]:
+        raise CheckFailed(
+            f"`head` takes {int(width)} inputs but the base gives {test.features.shape[1]} features per image: "
+            "train it on extract_features(base, data, split='train')"
+        )
+    outputs = np.asarray(head(test.features[:2], training=False))
+    if outputs.ndim != 2 or outputs.shape[1] != bundle.num_classes:
+        raise CheckFailed(
+            f"`head` outputs {outputs.shape[-1]} numbers per image but the data has {bundle.num_classes} "
+            "classes: pass num_classes=data.num_classes"
+        )
+    expect_logits(head, outputs, name="head")
+    expect_accuracy(head, test.features, test.labels, at_least=AT_LEAST_03, name="head")
+    return f"head reaches ≥ {AT_LEAST_03:.0%} on the cached features of the {len(test)} held-out test images"
+
+
+# =========================================================================== lesson 04
+TARGET_CLASSES_04 = (5, 6, 7, 8, 9)
+AT_LEAST_04 = 0.80
+PEAK_LR_04, WARMUP_STEPS_04, TOTAL_STEPS_04 = 1e-4, 50, 500
+
+
+def _reference_base_04():
+    """A small base like a pretrained CNN after stage 1: conv + BatchNorm blocks, frozen."""
+    import keras
+
+    layers = [keras.Input((12, 12, 3))]
+    for i in (1, 2, 3):
+        layers += [
+            keras.layers.Conv2D(4, 3, padding="same", name=f"conv{i}"),
+            keras.layers.BatchNormalization(name=f"bn{i}"),
+            keras.layers.ReLU(name=f"relu{i}"),
+        ]
+    layers += [keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(6, name="features")]
+    base = keras.Sequential(layers, name="base")
+    base.trainable = False
+    return base
+
+
+def _names(names) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+@register("04.1")
+def check_04_1(unfreeze_top) -> str:
+    """unfreeze_top(base, n): exactly the top n layers with weights (BatchNorm not counted) trainable."""
+    if not callable(unfreeze_top):
+        raise CheckFailed("`unfreeze_top` should be a function: def unfreeze_top(base, n): ...")
+    for n in (2, 3, 0):
+        base = _reference_base_04()
+        unfreeze_top(base, n)
+        layers = [layer for layer in base.layers if layer.weights]
+        weighted = [layer.name for layer in layers if type(layer).__name__ != "BatchNormalization"]
+        expected = weighted[len(weighted) - n :]
+        actual = [name for name in _trainable_by_layer(base) if name in weighted]
+        call = f"after unfreeze_top(base, {n})"
+        if n == 0 and actual:
+            raise CheckFailed(
+                f"{call} layer(s) {_names(actual[:3])} are trainable: n=0 must leave the base frozen "
+                "(careful: a_list[-0:] is the whole list, use a_list[len(a_list) - n:])"
+            )
+        if n and not base.trainable:
+            raise CheckFailed(
+                f"{call} base.trainable is still False, so nothing can train: set base.trainable = True first "
+                "(it unfreezes every layer), then freeze again the layers below the top n"
+            )
+        if n and not actual:
+            raise CheckFailed(f"{call} no layer of the base is trainable: make the top {n} layers trainable")
+        if len(actual) == len(weighted) and n < len(weighted):
+            raise CheckFailed(
+                f"{call} all {len(weighted)} layers with weights are trainable: the whole base is unfrozen. Keep "
+                f"only the top {n} trainable and set trainable = False on the others"
+            )
+        bn = [
+            layer.name for layer in layers if type(layer).__name__ == "BatchNormalization" and layer.trainable
+        ]
+        if bn:
+            raise CheckFailed(
+                f"{call} BatchNormalization layer(s) {_names(bn)} are trainable: set trainable = False on every "
+                "BatchNormalization layer, so fit() keeps them in inference mode (keras-team/keras#20285)"
+            )
+        if actual == expected:
+            continue
+        with_bn = [layer.name for layer in layers][len(layers) - n :]
+        if actual == [name for name in with_bn if name in weighted]:
+            raise CheckFailed(
+                f"{call} only {_names(actual)} are trainable: you counted BatchNormalization layers among the "
+                f"top {n}; count only the layers with weights that are not BatchNormalization"
+            )
+        if actual == weighted[: len(actual)]:
+            raise CheckFailed(
+                f"{call} the bottom layer(s) {_names(actual)} are trainable: the top layers are the LAST ones in "
+                "base.layers (the early ones hold general features and stay frozen)"
+            )
+        if actual == weighted[len(weighted) - len(actual) :]:
+            raise CheckFailed(
+                f"{call} the top {len(actual)} layers are trainable ({_names(actual)}), the task asks for {n}: "
+                "check how you slice the list of layers with weights"
+            )
+        raise CheckFailed(
+            f"{call} the trainable layers are {_names(actual)}; expected the top {n}: {_names(expected)}"
+        )
+    return (
+        "unfreeze_top(base, n) leaves exactly the top n layers with weights trainable, BatchNorm frozen "
+        "(tried n = 2, 3, 0)"
+    )
+
+
+def _rate(schedule, step: int) -> float:
+    import keras
+    import numpy as np
+
+    value = schedule(step)
+    return float(np.asarray(keras.ops.convert_to_numpy(value)).reshape(-1)[0])
+
+
+@register("04.2")
+def check_04_2(schedule) -> str:
+    """A learning-rate schedule: linear warm-up to the peak over 50 steps, cosine decay to 0 at step 500."""
+    import math
+
+    if isinstance(schedule, numbers.Real):
+        raise CheckFailed(
+            f"`schedule` is the number {schedule:g}, a constant learning rate: build a schedule, e.g. "
+            "tlcourse.train.WarmupCosine(...) or keras.optimizers.schedules.CosineDecay(...)"
+        )
+    if not callable(schedule):
+        raise CheckFailed(
+            f"`schedule` is a {type(schedule).__name__}: it should be a LearningRateSchedule (call it with a step)"
+        )
+    steps = sorted(set(range(0, TOTAL_STEPS_04 + 1, 5)) | {WARMUP_STEPS_04 - 1, 163})
+    rates = {step: _rate(schedule, step) for step in steps}
+    peak = max(rates.values())
+    if peak <= 0:
+        raise CheckFailed("`schedule` is never above 0: the learning rate must rise to its peak")
+    peak_step = min(step for step, rate in rates.items() if rate >= 0.98 * peak)
+    if not math.isclose(peak, PEAK_LR_04, rel_tol=0.05):
+        raise CheckFailed(f"`schedule` peaks at {peak:.1e}; the task asks for a peak of {PEAK_LR_04:g}")
+    if rates[0] >= 0.9 * peak:
+        raise CheckFailed(
+            f"`schedule` starts at its peak: there is no warm-up. Ramp it up from ~0 over the first "
+            f"{WARMUP_STEPS_04} steps (warmup_steps={WARMUP_STEPS_04})"
+        )
+    if not WARMUP_STEPS_04 - 5 <= peak_step <= WARMUP_STEPS_04 + 5:
+        raise CheckFailed(
+            f"`schedule` reaches its peak at step {peak_step}; the warm-up should end at step {WARMUP_STEPS_04}"
+        )
+    after = [rates[step] for step in steps if step >= peak_step]
+    if any(later > earlier * (1 + 1e-4) + 1e-12 for earlier, later in zip(after, after[1:], strict=False)):
+        raise CheckFailed("`schedule` rises again after the warm-up: after the peak it should only decrease")
+    end = rates[TOTAL_STEPS_04]
+    if end >= 0.9 * peak:
+        raise CheckFailed(
+            f"`schedule` stays at its peak after the warm-up: add a cosine decay down to 0 at step {TOTAL_STEPS_04}"
+        )
+    if end > 0.01 * peak:
+        raise CheckFailed(
+            f"at step {TOTAL_STEPS_04} `schedule` is still {end / peak:.0%} of its peak: decay to 0 over the "
+            f"{TOTAL_STEPS_04 - WARMUP_STEPS_04} steps after the warm-up (Keras' CosineDecay counts decay_steps "
+            "after the warm-up)"
+        )
+    quarter = rates[163] / peak  # a quarter into the decay: cosine 0.85, linear 0.75
+    if not 0.80 <= quarter <= 0.90:
+        raise CheckFailed(
+            "`schedule` does not decay along a cosine (a quarter into the decay it should still be at ~85 % of "
+            "the peak): use a cosine decay, e.g. WarmupCosine(..., cosine=True)"
+        )
+    return (
+        f"schedule: linear warm-up to {PEAK_LR_04:g} over {WARMUP_STEPS_04} steps, then cosine decay to 0 at "
+        f"step {TOTAL_STEPS_04}"
+    )
+
+
+@register("04.3")
+def check_04_3(model) -> str:
+    """A two-stage fine-tuned source model: bottom layers unchanged, top layers moved, accuracy ≥ threshold."""
+    expect_model(model, name="model")
+    if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
+        raise CheckFailed("`model` is not compiled: compile and fit it, stage 1 then stage 2")
+    if int(model.optimizer.iterations.numpy()) == 0:
+        raise CheckFailed(
+            "`model` was compiled (again) but has not trained since: call model.fit(...) after compiling"
+        )
+    expect_from_logits(model, name="model")
+    expect_input_shape(model, (28, 28, 3), name="model")
+    outputs = expect_output_shape(model, (28, 28, 3), len(TARGET_CLASSES_04), name="model")
+    expect_logits(model, outputs, name="model")
+    reference = _source_weights()
+    arrays = _as_arrays(model.weights)
+    if _holds(arrays, reference["logits"][0]):
+        raise CheckFailed(
+            "`model` still contains the source's own classifier (scores for the 5 old classes): build on `base`, "
+            "the source without its head"
+        )
+    shapes = {array.shape for array in arrays}
+    if any(reference[name][0].shape not in shapes for name in ("conv1", "conv2", "conv3")):
+        raise CheckFailed("`model` does not contain the source's convolutions: build it on `base`")
+    if not all(_holds(arrays, reference[name][0]) for name in ("conv1", "conv2")):
+        raise CheckFailed(
+            "the bottom layers of `model` (conv1, conv2) changed: the whole base was fine-tuned. In stage 2 "
+            "unfreeze only the top layers, the early ones hold general features"
+        )
+    if all(_holds(arrays, reference[name][0]) for name in ("conv3", "features")):
+        raise CheckFailed(
+            "the top layers of the base (conv3, features) still hold the source's weights: stage 2 did not train "
+            "them. Unfreeze them, compile again (a change of `trainable` takes effect at compile) and fit"
+        )
+    from tlcourse import data
+
+    x_test, y_test = data.load("fashion_mnist", classes=list(TARGET_CLASSES_04)).arrays("test")
+    expect_accuracy(model, x_test, y_test, at_least=AT_LEAST_04, name="model")
+    return (
+        f"model: head trained, top layers fine-tuned, bottom layers untouched; ≥ {AT_LEAST_04:.0%} on the "
+        f"{len(y_test)} held-out test images"
+    )
+
+
+# =========================================================================== lesson 05
+def _same(a, b) -> bool:
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-3, atol=1e-3 * (1 + float(np.abs(b).max())))
+
+
+@register("05.1")
+def check_05_1(fixed_model, base) -> str:
+    """Raw [0, 255] pixels go through the base's own preprocessing exactly once, then a logits head."""
+    import numpy as np
+
+    expect_model(fixed_model, name="fixed_model")
+    shape = tuple(base.inputs[0].shape[1:])
+    expect_input_shape(fixed_model, shape, name="fixed_model")
+    outputs = expect_output_shape(fixed_model, shape, 5, name="fixed_model")
+    expect_logits(fixed_model, outputs, name="fixed_model")
+    if not any(layer is base for layer in walk_layers(fixed_model)):
+        raise CheckFailed("`fixed_model` does not use `base`: call base(...) inside it, then the Dense head")
+    head = _head_layer(fixed_model)
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, *shape)).astype("float32")
+    for scale, hint in (
+        (1.0, None),
+        (
+            1 / 255,
+            "the pixels are divided by 255 before the base, which divides them by 255 again (its layer "
+            "'rescale'): the base sees almost black images. Remove your Rescaling and feed raw [0, 255] pixels",
+        ),
+        (
+            255.0,
+            "the pixels are multiplied by 255 before the base: it expects raw [0, 255] pixels as they come, "
+            "so remove the extra scaling",
+        ),
+    ):
+        if _same(outputs, head(base(x * scale, training=False))):
+            if hint:
+                raise CheckFailed(hint)
+            return "fixed_model: raw [0, 255] pixels → base (which rescales them itself, once) → 5 logits"
+    raise CheckFailed(
+        "`fixed_model`'s logits are not head(base(raw pixels)): feed the images to `base` unchanged, its "
+        "preprocessing is inside it"
+    )
+
+
+@register("05.2")
+def check_05_2(head_model) -> str:
+    """The logits head compiled with a cross-entropy that knows it gets logits (course convention)."""
+    import numpy as np
+
+    expect_model(head_model, name="head_model")
+    width = int(head_model.inputs[0].shape[-1])
+    outputs = np.asarray(head_model(np.random.default_rng(0).normal(size=(2, width)).astype("float32")))
+    expect_logits(head_model, outputs, name="head_model")
+    if not getattr(head_model, "compiled", False):
+        raise CheckFailed("`head_model` is not compiled: call head_model.compile(optimizer=..., loss=...)")
+    loss = head_model.loss
+    kind = type(loss).__name__
+    if not isinstance(loss, str) and kind not in ("SparseCategoricalCrossentropy", "function"):
+        raise CheckFailed(
+            f"{kind} does not fit class-id labels (0, 1, 2, …) and one logit per class: use "
+            "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+        )
+    if kind == "function":
+        raise CheckFailed(
+            "`head_model` was compiled with a loss function, which cannot be told about logits: pass "
+            "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+        )
+    expect_from_logits(head_model, name="head_model")
+    return "head_model outputs logits and its loss is SparseCategoricalCrossentropy(from_logits=True)"
+
+
+@register("05.3")
+def check_05_3(classifier) -> str:
+    """Only the head of the classifier is trainable: the base (every layer of it) is frozen."""
+    expect_model(classifier, name="classifier")
+    head = _head_layer(classifier)
+    trainable = _trainable_by_layer(classifier)
+    total = classifier.count_params()
+    if not trainable:
+        raise CheckFailed(
+            f"nothing in `classifier` is trainable (0 of {total:,} parameters): you froze the head too. "
+            "Freeze only the base (base.trainable = False) and leave the head trainable"
+        )
+    in_base = [name for name in trainable if name != head.name]
+    if in_base:
+        weighted = [
+            layer.name
+            for layer in walk_layers(classifier)
+            if not getattr(layer, "layers", None) and layer.weights and layer.name != head.name
+        ]
+        count = count_params(classifier.trainable_weights)
+        if len(in_base) == len(weighted):
+            raise CheckFailed(
+                f"{count:,} of {total:,} parameters of `classifier` are trainable: the whole base still trains "
+                "with the new head. Set base.trainable = False (then compile)"
+            )
+        raise CheckFailed(
+            f"layer(s) {', '.join(repr(n) for n in in_base[:3])} of the base are still trainable: freeze the "
+            "whole base (base.trainable = False), not just some of its layers"
+        )
+    if head.name not in trainable:
+        raise CheckFailed(f"the head '{head.name}' is frozen: leave it trainable")
+    expect_trainable(classifier, trainable=[head.name], name="classifier")
+    if not getattr(classifier, "compiled", False):
+        raise CheckFailed("only the head is trainable now, but `classifier` is not compiled: compile it")
+    return (
+        f"only the head trains: {count_params(classifier.trainable_weights):,} of {total:,} parameters are "
+        "trainable, the base is frozen"
+    )
+
+
+_SCORES_05 = (
+    {
+        "lr=1e-2": {"val": 0.80, "test": 0.88},
+        "lr=1e-3": {"val": 0.86, "test": 0.82},
+        "lr=1e-4": {"val": 0.74, "test": 0.76},
+    },
+    {
+        "linear": {"val": 0.71, "test": 0.69},
+        "mlp": {"val": 0.77, "test": 0.72},
+        "mlp+dropout": {"val": 0.75, "test": 0.79},
+        "mlp+augment": {"val": 0.66, "test": 0.70},
+    },
+)
+
+
+@register("05.4")
+def check_05_4(pick_best) -> str:
+    """pick_best(scores) chooses by validation accuracy and reports the chosen config's test accuracy."""
+    if not callable(pick_best):
+        raise CheckFailed("`pick_best` should be a function: def pick_best(scores): ...")
+    for scores in _SCORES_05:
+        returned = pick_best({name: dict(row) for name, row in scores.items()})
+        if not isinstance(returned, (tuple, list)) or len(returned) != 2:
+            raise CheckFailed(
+                f"pick_best returned {type(returned).__name__} {returned!r}: return a pair (name, test accuracy)"
+            )
+        name, reported = returned
+        if name not in scores:
+            raise CheckFailed(f"pick_best chose {name!r}, which is not one of the configurations in `scores`")
+        by_val = max(scores, key=lambda key: scores[key]["val"])
+        by_test = max(scores, key=lambda key: scores[key]["test"])
+        if name == by_test and name != by_val:
+            raise CheckFailed(
+                f"pick_best chose {name!r}, the best on the TEST set: choose by validation accuracy, the test "
+                "set must not influence any choice"
+            )
+        if name == min(scores, key=lambda key: scores[key]["val"]):
+            raise CheckFailed(f"pick_best chose {name!r}, the WORST on validation: take the highest accuracy")
+        if name != by_val:
+            raise CheckFailed(
+                f"pick_best chose {name!r}; the best validation accuracy is {by_val!r}'s: choose by 'val' alone"
+            )
+        try:
+            reported = float(reported)
+        except (TypeError, ValueError):
+            raise CheckFailed(
+                f"pick_best returned {reported!r} as the accuracy: return the chosen one's test accuracy (a number)"
+            ) from None
+        if reported == scores[name]["val"]:
+            raise CheckFailed(
+                "pick_best reports the validation accuracy of its choice: that score helped choose it, so it is "
+                "optimistic. Report the chosen configuration's TEST accuracy"
+            )
+        if reported != scores[name]["test"]:
+            raise CheckFailed(
+                f"pick_best reports {reported:g}, not the test accuracy of {name!r}: report "
+                "scores[chosen]['test']"
+            )
+    return "pick_best chooses on validation and reports the chosen configuration's test accuracy once"

@@ -1,0 +1,180 @@
+"""Lesson 01's checks: the workflow order, a frozen source base + new head, and the trained head."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from tlcourse import models
+from tlcourse.checks import WORKFLOW, check, parse_line
+
+
+def run(check_id, capsys, **answers):
+    result = check(check_id, namespace={}, **answers)
+    printed = capsys.readouterr().out
+    assert printed == result.line + "\n", "a check prints exactly its one line"
+    assert parse_line(printed) == result
+    return result
+
+
+# --------------------------------------------------------------------------- 01.1
+def test_01_1_correct(capsys):
+    result = run("01.1", capsys, workflow=list(WORKFLOW))
+    assert result.passed and result.line.startswith("✅ 01.1 workflow: pick a base")
+
+
+def test_01_1_freezing_and_adding_the_head_may_swap(capsys):
+    swapped = ["pick a base", "add a new head", "freeze the base", "train the head", "fine-tune", "evaluate"]
+    assert run("01.1", capsys, workflow=swapped).passed
+    assert run("01.1", capsys, workflow=tuple(step.upper() for step in WORKFLOW)).passed
+
+
+def _moved(step, to):
+    steps = [s for s in WORKFLOW if s != step]
+    steps.insert(to, step)
+    return steps
+
+
+@pytest.mark.parametrize(
+    ("workflow", "hint"),
+    [
+        (_moved("fine-tune", 3), "fine-tune only once the head is trained"),
+        (_moved("evaluate", 4), "'evaluate' is not the last step"),
+        (_moved("train the head", 1), "'train the head' comes before 'add a new head'"),
+        (
+            ["pick a base", "add a new head", "train the head", "freeze the base", "fine-tune", "evaluate"],
+            "freeze first",
+        ),
+        (_moved("pick a base", 2), "'pick a base' comes first"),
+        (
+            ["pick a base", "freeze the base", "add a new head", "train head", "fine-tune", "evaluate"],
+            "did you mean 'train the head'?",
+        ),
+        (list(WORKFLOW[:4]) + ["evaluate"], "missing: 'fine-tune'"),
+        (list(WORKFLOW) + ["evaluate"], "'evaluate' appears 2 times"),
+        (" → ".join(WORKFLOW), "is a str: make it a list"),
+    ],
+    ids=[
+        "fine-tune-first",
+        "evaluate-early",
+        "train-before-add",
+        "train-before-freeze",
+        "base-not-first",
+        "typo",
+        "missing",
+        "repeated",
+        "string",
+    ],
+)
+def test_01_1_wrong_answers(capsys, workflow, hint):
+    result = run("01.1", capsys, workflow=workflow)
+    assert result.status == "failed"
+    assert hint in result.message
+
+
+def test_01_1_not_attempted(capsys):
+    assert run("01.1", capsys).status == "not_attempted"
+
+
+# --------------------------------------------------------------------------- 01.2
+def transfer_model(*, cut="gap", freeze=True, activation=None, classes=5, base_from=None):
+    """The answer of 01.2 and its variations; each call loads a fresh source model."""
+    source = base_from or models.source_model(progress=False)
+    if cut is None:  # keep the whole source, old classifier included
+        base = source
+    else:
+        base = keras.Model(source.inputs, source.get_layer(cut).output, name="source_features")
+    base.trainable = not freeze
+    inputs = keras.Input((28, 28, 3))
+    logits = keras.layers.Dense(classes, activation=activation, name="head")(base(inputs, training=False))
+    return keras.Model(inputs, logits)
+
+
+def test_01_2_correct(capsys):
+    result = run("01.2", capsys, model=transfer_model())
+    assert result.line == (
+        "✅ 01.2 model: the source's frozen features → a trainable Dense head (645 parameters) → 5 logits"
+    )
+    assert run("01.2", capsys, model=transfer_model(cut="features")).passed
+
+
+def _frozen_everything():
+    model = transfer_model()
+    model.trainable = False
+    return model
+
+
+@pytest.mark.parametrize(
+    ("make_answer", "hint"),
+    [
+        (lambda: transfer_model(freeze=False), "'conv1', 'conv2', 'conv3' of `model` should be frozen"),
+        (lambda: transfer_model(activation="softmax"), "activation='softmax'"),
+        (
+            lambda: transfer_model(base_from=models.small_cnn((28, 28, 3), 5)),
+            "do not hold the pretrained source weights",
+        ),
+        (lambda: transfer_model(cut=None), "still contains the source's own classifier"),
+        (_frozen_everything, "'head' of `model` should be trainable"),
+        (lambda: transfer_model(classes=10), "outputs 10 numbers per image, the task asks for 5"),
+    ],
+    ids=["base-not-frozen", "softmax", "random-base", "old-classifier-kept", "head-frozen", "ten-classes"],
+)
+def test_01_2_wrong_answers(capsys, make_answer, hint):
+    result = run("01.2", capsys, model=make_answer())
+    assert result.status == "failed"
+    assert hint in result.message
+
+
+# --------------------------------------------------------------------------- 01.3
+@pytest.fixture(scope="module")
+def target_train():
+    from tlcourse import data
+
+    return data.load("fashion_mnist", classes=[5, 6, 7, 8, 9], labels_per_class=10).arrays("train")
+
+
+def trained(target_train, *, freeze=True, loss=None, epochs=30, learning_rate=3e-2, fit=True):
+    keras.utils.set_random_seed(0)
+    model = transfer_model(freeze=freeze)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    if fit:
+        model.fit(*target_train, epochs=epochs, batch_size=50, verbose=0)
+    return model
+
+
+def test_01_3_correct(capsys, target_train):
+    result = run("01.3", capsys, model=trained(target_train))
+    assert result.line == "✅ 01.3 model reaches ≥ 70% on the 200 held-out test images of classes 5–9"
+
+
+@pytest.mark.parametrize(
+    ("make_answer", "hint"),
+    [
+        (lambda data: transfer_model(), "`model` is not compiled yet"),
+        (lambda data: trained(data, fit=False), "has not trained yet: call model.fit"),
+        (
+            lambda data: trained(data, loss="sparse_categorical_crossentropy", epochs=1),
+            "loss='sparse_categorical_crossentropy', which expects probabilities",
+        ),
+        (
+            lambda data: trained(data, freeze=False, epochs=2, learning_rate=1e-3),
+            "no longer the source model's: they trained along with the head",
+        ),
+        (lambda data: trained(data, epochs=1, learning_rate=1e-4), "accuracy on held-out data is below 0.70"),
+    ],
+    ids=[
+        "not-compiled",
+        "not-fitted",
+        "loss-expects-probabilities",
+        "base-trained-too",
+        "too-little-training",
+    ],
+)
+def test_01_3_wrong_answers(capsys, target_train, make_answer, hint):
+    result = run("01.3", capsys, model=make_answer(target_train))
+    assert result.status == "failed"
+    assert hint in result.message

@@ -1,0 +1,193 @@
+"""Lesson 03's checks: frozen base + pooled head, the loss for logits, a head on cached features."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from tlcourse import train
+from tlcourse.checks import _lesson_03_data, check, parse_line
+
+
+def run(check_id, capsys, **answers):
+    result = check(check_id, namespace={}, **answers)
+    printed = capsys.readouterr().out
+    assert printed == result.line + "\n", "a check prints exactly its one line"
+    assert parse_line(printed) == result
+    return result
+
+
+# --------------------------------------------------------------------------- 03.1
+SHAPE = (32, 32, 3)
+
+
+def tiny_conv_base():
+    """A stand-in for EfficientNet's convolutional part: preprocessing inside, BatchNorm, a feature map."""
+    inputs = keras.Input(SHAPE, name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, name="stem_conv")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU(name="top_activation")(x)
+    return keras.Model(inputs, x, name="conv_base")
+
+
+def head_model(
+    *, freeze=True, pooling="gap", activation=None, classes=4, rescale=False, hidden=0, freeze_head=False
+):
+    """The answer of 03.1 and its typical variations, as (model, conv_base)."""
+    keras.utils.set_random_seed(0)
+    conv_base = tiny_conv_base()
+    conv_base.trainable = not freeze
+    inputs = keras.Input(SHAPE)
+    x = keras.layers.Rescaling(1 / 255)(inputs) if rescale else inputs
+    x = conv_base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x) if pooling == "gap" else keras.layers.Flatten()(x)
+    if hidden:
+        x = keras.layers.Dense(hidden, activation="relu")(x)
+    head = keras.layers.Dense(classes, activation=activation, name="head")
+    model = keras.Model(inputs, head(x))
+    if freeze_head:
+        head.trainable = False
+    return model, conv_base
+
+
+def test_03_1_correct(capsys):
+    model, conv_base = head_model()
+    result = run("03.1", capsys, model=model, conv_base=conv_base, num_classes=4)
+    assert result.line == (
+        "✅ 03.1 model: raw pixels → frozen base (preprocessing inside) → global average pooling → "
+        "Dense head (36 parameters) → 4 logits"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "hint"),
+    [
+        ({"pooling": "flatten"}, "flattens the 15×15×8 feature map"),
+        ({"freeze": False}, "the base is not frozen: 240 of its parameters (layers 'stem_conv', 'stem_bn')"),
+        ({"activation": "softmax"}, "activation='softmax'"),
+        ({"rescale": True}, "do not rescale or preprocess the images before the base"),
+        ({"hidden": 16}, "trains 2 layers after the base"),
+        ({"freeze_head": True}, "'head' of `model` should be trainable"),
+        ({"classes": 3}, "outputs 3 numbers per image, the task asks for 4"),
+    ],
+    ids=["flatten", "base-not-frozen", "softmax", "preprocessed-twice", "mlp-head", "head-frozen", "classes"],
+)
+def test_03_1_wrong_answers(capsys, options, hint):
+    model, conv_base = head_model(**options)
+    result = run("03.1", capsys, model=model, conv_base=conv_base, num_classes=4)
+    assert result.status == "failed"
+    assert hint in result.message
+
+
+# --------------------------------------------------------------------------- 03.2
+def compiled(loss):
+    model, _ = head_model()
+    if loss is not None:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss=loss, metrics=["accuracy"])
+    return model
+
+
+def test_03_2_correct(capsys):
+    result = run("03.2", capsys, model=compiled(keras.losses.SparseCategoricalCrossentropy(from_logits=True)))
+    assert result.line == (
+        "✅ 03.2 model is compiled with SparseCategoricalCrossentropy(from_logits=True), matching its logits"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make_loss", "hint"),
+    [
+        (lambda: None, "`model` is not compiled"),
+        (
+            lambda: "sparse_categorical_crossentropy",
+            "loss='sparse_categorical_crossentropy', which expects probabilities",
+        ),
+        (
+            lambda: keras.losses.SparseCategoricalCrossentropy(),
+            "has from_logits=False: pass from_logits=True",
+        ),
+        (lambda: keras.losses.CategoricalCrossentropy(from_logits=True), "expects one-hot label rows"),
+        (
+            lambda: keras.losses.BinaryCrossentropy(from_logits=True),
+            "BinaryCrossentropy is for one logit per image",
+        ),
+        (lambda: keras.losses.sparse_categorical_crossentropy, "compiled with the function"),
+        (lambda: keras.losses.MeanSquaredError(), "MeanSquaredError is not a classification loss"),
+    ],
+    ids=["not-compiled", "string", "probabilities", "one-hot", "binary", "function", "mse"],
+)
+def test_03_2_wrong_answers(capsys, make_loss, hint):
+    result = run("03.2", capsys, model=compiled(make_loss()))
+    assert result.status == "failed"
+    assert hint in result.message
+
+
+# --------------------------------------------------------------------------- 03.3
+@pytest.fixture(scope="module")
+def pixels_base():
+    """A cheap base for lesson 03's data: 8×8 average-pooled pixels (432 numbers per 96-px image)."""
+    size = _lesson_03_data().image_shape[0]
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.AveragePooling2D(8),
+            keras.layers.Flatten(),
+        ],
+        name="pooled_pixels",
+    )
+
+
+@pytest.fixture(scope="module")
+def features(pixels_base):
+    bundle = _lesson_03_data()
+    return {
+        split: train.extract_features(pixels_base, bundle, split=split, verbose=0)
+        for split in ("train", "test")
+    }
+
+
+def fitted(split_features, **options):
+    head, _ = train.fit_head(
+        split_features, epochs=40, learning_rate=3e-3, dropout=0.0, run_dir=False, verbose=0, **options
+    )
+    return head
+
+
+def test_03_3_correct(capsys, pixels_base, features):
+    result = run(
+        "03.3", capsys, head=fitted(features["train"]), train_features=features["train"], base=pixels_base
+    )
+    assert result.line == "✅ 03.3 head reaches ≥ 70% on the cached features of the 400 held-out test images"
+
+
+def untrained_head(features, activation=None):
+    keras.utils.set_random_seed(0)
+    width = features.features.shape[1]
+    return keras.Sequential([keras.Input((width,)), keras.layers.Dense(10, activation=activation)])
+
+
+def softmax_head(features):
+    return untrained_head(features, activation="softmax")
+
+
+@pytest.mark.parametrize(
+    ("make_answer", "hint"),
+    [
+        (lambda f: (fitted(f["test"]), f["test"]), "`train_features` are the test split's features"),
+        (lambda f: (softmax_head(f["train"]), f["train"]), "activation='softmax'"),
+        (
+            lambda f: (fitted((f["train"].features[:, :100], f["train"].labels)), f["train"]),
+            "`head` takes 100 inputs but the base gives 432 features",
+        ),
+        (lambda f: (untrained_head(f["train"]), f["train"]), "accuracy on held-out data is below 0.70"),
+        (lambda f: (fitted((f["train"].features, f["train"].labels % 2)), f["train"]), "has 10 classes"),
+    ],
+    ids=["trained-on-test", "softmax", "other-features", "untrained", "two-classes"],
+)
+def test_03_3_wrong_answers(capsys, pixels_base, features, make_answer, hint):
+    head, train_features = make_answer(features)
+    result = run("03.3", capsys, head=head, train_features=train_features, base=pixels_base)
+    assert result.status == "failed"
+    assert hint in result.message
