@@ -1438,7 +1438,7 @@ def _same(a, b) -> bool:
     import numpy as np
 
     a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and np.allclose(a, b, rtol=1e-3, atol=1e-3 * (1 + float(np.abs(b).max())))
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-5 * (1 + float(np.abs(b).max())))
 
 
 @register("05.1")
@@ -1604,3 +1604,1038 @@ def check_05_4(pick_best) -> str:
                 "scores[chosen]['test']"
             )
     return "pick_best chooses on validation and reports the chosen configuration's test accuracy once"
+
+
+# =========================================================================== lesson 10
+AT_LEAST_10 = 0.80  # validation accuracy of the head and of the fine-tuned model (chance: 1/3 on beans)
+MAX_FINE_TUNE_LR_10 = 5e-4
+_CONV_TYPES_10 = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D"}
+_MIN_BASE_CONVS_10 = 10  # EfficientNet-Lite0 has 49; a small CNN from scratch has 3
+
+
+def _image_hashes_10(images) -> list[bytes]:
+    """One digest per image, on its pixels rounded to uint8 (float copies of the same image match)."""
+    import hashlib
+
+    import numpy as np
+
+    x = np.asarray(images)
+    if x.dtype != np.uint8:
+        x = np.clip(np.round(x.astype(np.float64)), 0, 255).astype(np.uint8)
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in x.reshape(len(x), -1)]
+
+
+def _read_batches_10(ds, name: str, split: str, data) -> tuple:
+    """All (images, labels) of a batched dataset answer, checked on the way: (x, y, first batch size)."""
+    import numpy as np
+    import tensorflow as tf
+
+    if not isinstance(ds, tf.data.Dataset):
+        raise CheckFailed(
+            f"`{name}` is a {type(ds).__name__}, not a tf.data.Dataset: build it from data.{split}, "
+            f"e.g. data.{split}.batch(budget.batch_size)"
+        )
+    spec = ds.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise CheckFailed(f"`{name}` should yield (images, labels) pairs: keep data.{split}'s two parts")
+    x_spec, y_spec = spec
+    if x_spec.shape.rank == 3:
+        raise CheckFailed(f"`{name}` yields single images, not batches: add .batch(budget.batch_size)")
+    if x_spec.shape.rank != 4:
+        raise CheckFailed(
+            f"`{name}` yields images of rank {x_spec.shape.rank}: expected batches of shape "
+            "(batch, height, width, 3); batch once"
+        )
+    if y_spec.shape.rank == 2 and (y_spec.shape[-1] or 0) > 1:
+        raise CheckFailed(
+            f"`{name}` yields one-hot labels: keep integer class ids (the loss is "
+            "SparseCategoricalCrossentropy(from_logits=True))"
+        )
+    limit = 2 * data.sizes[split] + 1024
+    xs, ys, count = [], [], 0
+    for x, y in ds.as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+        count += len(x)
+        if count > limit:
+            raise CheckFailed(
+                f"`{name}` yields more than twice the {split} split in one pass: remove .repeat() "
+                "(Keras starts a new pass each epoch)"
+            )
+    if not xs:
+        raise CheckFailed(f"`{name}` is empty: build it from data.{split}")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    expected = tuple(data.image_shape)
+    if tuple(x.shape[1:]) != expected:
+        raise CheckFailed(
+            f"`{name}`'s images have shape {_shape_text(x.shape[1:])}, the model takes "
+            f"{_shape_text(expected)}: keep data.{split}'s images as they are (data was loaded at IMAGE_SIZE)"
+        )
+    return x, y, len(xs[0])
+
+
+@register("10.1")
+def check_10_1(train_ds, val_ds, data) -> str:
+    """Batched train/val pipelines: shapes, pixel range, integer labels, shuffling, and no test image."""
+    import numpy as np
+
+    hashes = {split: _image_hashes_10(data.arrays(split)[0]) for split in ("train", "val", "test")}
+    test, val = set(hashes["test"]), set(hashes["val"])
+    if train_ds is val_ds:
+        raise CheckFailed("`train_ds` and `val_ds` are the same dataset: build val_ds from data.val")
+    batch_sizes = {}
+    for name, ds, split in (("train_ds", train_ds, "train"), ("val_ds", val_ds, "val")):
+        x, y, batch_sizes[name] = _read_batches_10(ds, name, split, data)
+        if x.min() < 0:
+            raise CheckFailed(
+                f"`{name}`'s pixels go below 0: they were normalised; keep raw [0, 255] pixels, the base "
+                "preprocesses its input itself"
+            )
+        if x.max() <= 1.0:
+            raise CheckFailed(
+                f"`{name}`'s pixels are in [0, 1]: keep them in [0, 255], the base preprocesses its input "
+                "itself (dividing by 255 here would preprocess twice)"
+            )
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= data.num_classes:
+            raise CheckFailed(
+                f"`{name}`'s labels should be integer class ids 0…{data.num_classes - 1}: keep data.{split}'s labels"
+            )
+        if batch_sizes[name] < 2:
+            raise CheckFailed(f"`{name}` has batches of 1 image: batch with .batch(budget.batch_size)")
+        seen = _image_hashes_10(x)
+        leaked = sum(h in test for h in seen)
+        if leaked:
+            raise CheckFailed(
+                f"`{name}` contains {leaked} image(s) of the test split: build it from data.{split}; the test "
+                "split is only for the final evaluation"
+            )
+        if split == "train" and any(h in val for h in seen):
+            raise CheckFailed(
+                "`train_ds` contains validation images: build it from data.train only, so validation stays "
+                "held out"
+            )
+        own = set(hashes[split])
+        if not any(h in own for h in seen):
+            raise CheckFailed(
+                f"no image of `{name}` is one of data.{split}'s: build it from data.{split}, without augmentation "
+                "or other changes to the pixels"
+            )
+        if len(seen) != data.sizes[split]:
+            raise CheckFailed(
+                f"`{name}` yields {len(seen)} images per pass, the {split} split has {data.sizes[split]}: use "
+                "each image once (no .take(), .skip() or filter)"
+            )
+        if split == "train" and seen == hashes["train"]:
+            raise CheckFailed(
+                "`train_ds` is not shuffled: add .shuffle(data.sizes['train']) before .batch(...) so each "
+                "epoch sees the images in a new order"
+            )
+    return (
+        f"train_ds and val_ds: batches of {batch_sizes['train_ds']} images "
+        f"{_shape_text(data.image_shape)} in [0, 255] with integer labels, train shuffled, no test image"
+    )
+
+
+def _base_layers_10(model) -> tuple[list, list]:
+    """(convolution layers, BatchNormalization layers) inside the model, nested ones included."""
+    leaves = [layer for layer in walk_layers(model) if not getattr(layer, "layers", None)]
+    convs = [layer for layer in leaves if type(layer).__name__ in _CONV_TYPES_10]
+    norms = [layer for layer in leaves if type(layer).__name__ == "BatchNormalization"]
+    return convs, norms
+
+
+def _expect_pretrained_base_10(model) -> list:
+    convs, _ = _base_layers_10(model)
+    if len(convs) < _MIN_BASE_CONVS_10:
+        raise CheckFailed(
+            f"`model` has {len(convs)} convolution layer(s): it should contain the pretrained base, "
+            "tlcourse.models.backbone('efficientnet_lite0', input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))"
+        )
+    expect_preprocessing(model)
+    return convs
+
+
+def _expect_base_frozen_10(model) -> int:
+    """Fail unless only the head learns; returns the number of trainable parameters."""
+    convs, norms = _base_layers_10(model)
+    learning = [layer.name for layer in convs + norms if layer.trainable_weights]
+    if learning:
+        raise CheckFailed(
+            f"{len(learning)} layer(s) of the base are trainable (e.g. '{learning[0]}'): freeze the base with "
+            "base.trainable = False while the head learns"
+        )
+    trainable = count_params(model.trainable_weights)
+    if trainable == 0:
+        raise CheckFailed(
+            "`model` has no trainable weight: freeze the base only (base.trainable = False), not the whole "
+            "model, so the head can learn"
+        )
+    return trainable
+
+
+@register("10.2")
+def check_10_2(model, data) -> str:
+    """A pretrained base (frozen) + a head with one logit per class."""
+    expect_model(model)
+    shape = tuple(data.image_shape)
+    expect_input_shape(model, shape)
+    outputs = expect_output_shape(model, shape, data.num_classes)
+    expect_logits(model, outputs)
+    _expect_pretrained_base_10(model)
+    head = _expect_base_frozen_10(model)
+    return (
+        f"model: frozen pretrained base + a head of {head:,} trainable parameters, "
+        f"{data.num_classes} logits out"
+    )
+
+
+def _val_batches_10(data):
+    return data.batches("val", shuffle=False)
+
+
+@register("10.3")
+def check_10_3(model, data) -> str:
+    """The head trained to AT_LEAST_10 on the validation split, base still frozen, loss from logits."""
+    expect_model(model)
+    _expect_pretrained_base_10(model)
+    _expect_base_frozen_10(model)
+    expect_from_logits(model)
+    expect_accuracy(model, _val_batches_10(data), at_least=AT_LEAST_10)
+    return f"the head reaches validation accuracy ≥ {AT_LEAST_10:.2f} with the base frozen; loss from logits"
+
+
+def _largest_learning_rate_10(optimizer) -> float:
+    import keras
+    import numpy as np
+
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        steps = np.unique(np.linspace(0, max(int(optimizer.iterations), 1), 21).astype(int))
+        return max(float(keras.ops.convert_to_numpy(schedule(int(step)))) for step in steps)
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+@register("10.4")
+def check_10_4(model, data) -> str:
+    """Top layers of the base trainable, BatchNorm frozen, recompiled with a small rate, trained, accurate."""
+    expect_model(model)
+    convs = _expect_pretrained_base_10(model)
+    norms = expect_batchnorm_frozen(model)
+    learning = [i for i, layer in enumerate(convs) if layer.trainable_weights]
+    if not learning:
+        raise CheckFailed(
+            "no layer of the base is trainable: set base.trainable = True, then trainable = False on all but the "
+            "top 10 layers with weights (BatchNorm stays frozen), and compile again"
+        )
+    if len(learning) > len(convs) // 2:
+        raise CheckFailed(
+            f"{len(learning)} of the base's {len(convs)} convolution layers are trainable: unfreeze only the top "
+            "ones (e.g. the last 10 with weights); the early layers' general features stay frozen"
+        )
+    if learning != list(range(len(convs) - len(learning), len(convs))):
+        raise CheckFailed(
+            f"trainable layer(s) such as '{convs[learning[0]].name}' are not at the top of the base: unfreeze the "
+            "LAST layers of base.layers, the ones nearest the head"
+        )
+    expect_from_logits(model)
+    optimizer = model.optimizer
+    rate = _largest_learning_rate_10(optimizer)
+    if rate > MAX_FINE_TUNE_LR_10:
+        raise CheckFailed(
+            f"the learning rate is {rate:.0e}: fine-tuning needs a small one (at most {MAX_FINE_TUNE_LR_10:.0e}, "
+            "e.g. 1e-4) or the first updates wipe out the pretrained features; compile again"
+        )
+    if int(optimizer.iterations) == 0:
+        raise CheckFailed(
+            "`model` has not been trained since it was last compiled: call model.fit(train_ds, "
+            "validation_data=val_ds, epochs=budget.fine_tune_epochs)"
+        )
+    updated = {variable.path for variable in getattr(optimizer, "_trainable_variables", None) or []}
+    if updated:
+        stale = [
+            convs[i].name for i in learning if any(w.path not in updated for w in convs[i].trainable_weights)
+        ]
+        if stale:
+            raise CheckFailed(
+                f"the optimizer never updated the unfrozen layer(s) '{stale[0]}'…: a changed `trainable` takes "
+                "effect at the next compile; call model.compile(...) after unfreezing, then model.fit(...)"
+            )
+    expect_accuracy(model, _val_batches_10(data), at_least=AT_LEAST_10)
+    return (
+        f"top {len(learning)} convolution layers of the base fine-tuned, all {norms} BatchNorm layers frozen, "
+        f"learning rate ≤ {MAX_FINE_TUNE_LR_10:.0e}, validation accuracy ≥ {AT_LEAST_10:.2f}"
+    )
+
+
+def _max_difference_10(a, b) -> float:
+    import numpy as np
+
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+@register("10.5")
+def check_10_5(path, reloaded, model, data) -> str:
+    """A .keras file of `model`, loaded back into `reloaded`: same predictions from all three."""
+    import os
+    import zipfile
+    from pathlib import Path
+
+    import keras
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckFailed(
+            f"`path` is a {type(path).__name__}: it should be the file name, e.g. path = 'plant_disease.keras'"
+        )
+    file = Path(path)
+    if file.name.endswith(".weights.h5"):
+        raise CheckFailed(
+            "`path` names a .weights.h5 file: it holds only the weights; save the whole model with "
+            "model.save('plant_disease.keras')"
+        )
+    if file.suffix in (".h5", ".hdf5"):
+        raise CheckFailed(
+            f"`path` ends in {file.suffix}, the legacy HDF5 format: use a name ending in .keras (Keras 3's format)"
+        )
+    if file.suffix != ".keras":
+        raise CheckFailed("`path` must end in .keras: model.save picks the format from the file name")
+    if not file.is_file():
+        raise CheckFailed("there is no file at `path`: save the model there with model.save(path)")
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members = set(archive.namelist())
+    except zipfile.BadZipFile:
+        members = set()
+    if not {"config.json", "model.weights.h5"} <= members:
+        raise CheckFailed("the file at `path` is not a Keras 3 model archive: write it with model.save(path)")
+    expect_model(reloaded, name="reloaded")
+    if reloaded is model:
+        raise CheckFailed(
+            "`reloaded` is `model` itself: load the file into a new model with reloaded = keras.models.load_model(path)"
+        )
+    images, _ = next(iter(data.batches("val", batch_size=16, shuffle=False)))
+    expected = _call(model, images)
+    if _max_difference_10(_call(reloaded, images), expected) > 1e-5:
+        raise CheckFailed(
+            "`reloaded` predicts differently from `model`: save `model` after training, then load that file"
+        )
+    from_file = keras.models.load_model(file, compile=False)
+    if _max_difference_10(_call(from_file, images), expected) > 1e-5:
+        raise CheckFailed(
+            "the file at `path` holds a model that predicts differently from `model`: save it again with "
+            "model.save(path) after training"
+        )
+    return "the .keras file loads back into a model that predicts exactly like `model`"
+
+
+# =========================================================================== lesson 07
+# ImageNet top-1 (%) as published (keras.io/api/applications; MobileNetV3 and EfficientNet-Lite READMEs);
+# the exercise notebook shows the same table.
+PUBLISHED_TOP1_07 = {
+    "vgg16": 71.3, "resnet50": 74.9, "inception_v3": 77.9, "xception": 79.0, "mobilenet_v2": 71.3,
+    "efficientnet_b0": 77.1, "mobilenet_v3_small": 68.1, "efficientnet_lite0": 75.1,
+}  # fmt: skip
+
+
+def _pick_base_07(max_params, *, strict: bool = False) -> str | None:
+    from tlcourse import models
+
+    fits = [info for info in models.catalog() if info.params < max_params or (info.params == max_params
+                                                                             and not strict)]  # fmt: skip
+    best = max(fits, key=lambda info: PUBLISHED_TOP1_07[info.name], default=None)
+    return None if best is None else best.name
+
+
+@register("07.1")
+def check_07_1(pick_base) -> str:
+    """A function picking the most accurate base of the catalogue under a parameter budget."""
+    from tlcourse import models
+
+    if not callable(pick_base):
+        raise CheckFailed("`pick_base` should be a function: def pick_base(max_params): ...")
+    params = {info.name: info.params for info in models.catalog()}
+    budgets = (1_000_000, 5_000_000, params["mobilenet_v2"], 25_000_000, 100_000)
+    for budget in budgets:
+        expected = _pick_base_07(budget)
+        returned = pick_base(budget)
+        if hasattr(returned, "name") and hasattr(returned, "params"):
+            returned = returned.name
+            if returned == expected:
+                raise CheckFailed("pick_base returned a BaseInfo: return the base's name (info.name), a string")
+        if returned == expected:
+            continue
+        where = f"for max_params={budget:,}"
+        if expected is None:
+            raise CheckFailed(
+                f"pick_base returned {returned!r} {where}, but no base has that few parameters: return None "
+                "when nothing fits"
+            )
+        if returned is None:
+            raise CheckFailed(f"pick_base returned None {where}, but {expected} ({params[expected]:,}) fits")
+        if returned not in params:
+            raise CheckFailed(f"pick_base returned {returned!r} {where}: return a name from catalog()")
+        if params[returned] > budget:
+            raise CheckFailed(
+                f"pick_base returned {returned} {where}, which has {params[returned]:,} parameters: drop every "
+                "base above the budget first"
+            )
+        if params[expected] == budget and returned == _pick_base_07(budget, strict=True):
+            raise CheckFailed(
+                f"pick_base {where} missed {expected}, which has exactly that many parameters: a base at the "
+                "budget fits (use <=, not <)"
+            )
+        if PUBLISHED_TOP1_07[returned] < PUBLISHED_TOP1_07[expected]:
+            raise CheckFailed(
+                f"pick_base returned {returned} {where}, but {expected} also fits and is more accurate "
+                f"({PUBLISHED_TOP1_07[expected]} % vs {PUBLISHED_TOP1_07[returned]} %): among the bases that fit, "
+                "take the highest PUBLISHED_TOP1"
+            )
+        raise CheckFailed(
+            f"pick_base returned {returned!r} {where}; the most accurate base that fits is {expected}"
+        )
+    return f"pick_base takes the most accurate base under the budget (checked {len(budgets)} budgets)"
+
+
+def _rows_07() -> list[dict]:
+    accuracy = {
+        ("scratch", 0.1): (0.31, 0.45, 0.38), ("scratch", 1.0): (0.78, 0.81, 0.75),
+        ("transfer", 0.1): (0.70, 0.79, 0.76), ("transfer", 1.0): (0.88, 0.89, 0.91),
+    }  # fmt: skip
+    return [
+        {"recipe": recipe, "fraction": fraction, "seed": seed, "accuracy": value}
+        for (recipe, fraction), values in accuracy.items()
+        for seed, value in enumerate(values)
+    ]
+
+
+@register("07.2")
+def check_07_2(summarise) -> str:
+    """mean ± sample std per (recipe, fraction) from raw comparison rows."""
+    import numpy as np
+
+    if not callable(summarise):
+        raise CheckFailed("`summarise` should be a function: def summarise(rows): ...")
+    rows = _rows_07()
+    table = summarise([dict(row) for row in rows])
+    if not isinstance(table, dict):
+        raise CheckFailed(
+            f"summarise returned a {type(table).__name__}: return a dict {{(recipe, fraction): (mean, std)}}"
+        )
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["recipe"], row["fraction"]), []).append(row["accuracy"])
+    if set(table) != set(groups):
+        if set(table) == {recipe for recipe, _ in groups}:
+            raise CheckFailed(
+                "summarise grouped by recipe only: the keys must be (recipe, fraction) pairs — each fraction is "
+                "a different experiment"
+            )
+        raise CheckFailed(
+            f"summarise's keys are {sorted(map(str, table))[:4]}: use one key (recipe, fraction) per group, e.g. "
+            "('scratch', 0.1)"
+        )
+    for key, values in groups.items():
+        value = table[key]
+        if not (isinstance(value, (tuple, list)) and len(value) == 2):
+            raise CheckFailed(f"summarise gave {value!r} for {key}: give a pair (mean, std)")
+        mean, std = (float(v) for v in value)
+        sample_std, population_std = float(np.std(values, ddof=1)), float(np.std(values))
+        if abs(mean - np.mean(values)) > 1e-6:
+            if abs(std - np.mean(values)) < 1e-6:
+                raise CheckFailed(f"summarise gave (std, mean) for {key}: the pair is (mean, std)")
+            raise CheckFailed(f"the mean for {key} is wrong: average the accuracy over that group's seeds")
+        if abs(std - population_std) < 1e-6 and abs(std - sample_std) > 1e-6:
+            raise CheckFailed(
+                f"the std for {key} is the population std (ddof=0): over a few seeds use the sample standard "
+                "deviation, np.std(values, ddof=1)"
+            )
+        if abs(std - sample_std) > 1e-6:
+            raise CheckFailed(f"the std for {key} is wrong: np.std(values, ddof=1) of that group's accuracies")
+    return "summarise gives mean ± sample std per (recipe, fraction) (4 groups of 3 seeds)"
+
+
+@register("07.3")
+def check_07_3(comparison, winner) -> str:
+    """A comparison over ≥ 2 recipes, fractions and seeds, and its winner at the smallest fraction."""
+    import numpy as np
+
+    rows = getattr(comparison, "rows", None)
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise CheckFailed("`comparison` should be what tlcourse.train.compare(...) returns (it has .rows)")
+    missing = {"recipe", "fraction", "seed", "accuracy"} - set(rows[0])
+    if missing:
+        raise CheckFailed(f"comparison.rows lack {sorted(missing)}: use tlcourse.train.compare")
+    recipes = sorted({r["recipe"] for r in rows})
+    fractions = sorted({r["fraction"] for r in rows})
+    seeds = {r["seed"] for r in rows}
+    if len(recipes) < 2:
+        raise CheckFailed("the comparison has one recipe: pass both recipes to compare")
+    if len(fractions) < 2:
+        raise CheckFailed("the comparison has one data fraction: pass fractions=(small, large)")
+    if len(seeds) < 2:
+        raise CheckFailed("the comparison ran one seed: a ranking from one run is noise; pass seeds=(0, 1, 2)")
+    if not all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows):
+        raise CheckFailed("comparison.rows hold accuracies outside [0, 1]: use tlcourse.train.compare's result")
+
+    def means(fraction):
+        return {
+            recipe: float(
+                np.mean([r["accuracy"] for r in rows if r["recipe"] == recipe and r["fraction"] == fraction])
+            )
+            for recipe in recipes
+        }
+
+    at_smallest = means(fractions[0])
+    expected = max(at_smallest, key=at_smallest.get)
+    if not isinstance(winner, str):
+        raise CheckFailed(f"`winner` is a {type(winner).__name__}: give the recipe's name, e.g. {recipes[0]!r}")
+    if winner not in recipes:
+        raise CheckFailed(f"`winner` is {winner!r}, not one of the compared recipes {recipes}")
+    if winner != expected:
+        at_largest = means(fractions[-1])
+        if winner == max(at_largest, key=at_largest.get):
+            raise CheckFailed(
+                f"{winner} wins at the largest fraction; the question is the smallest ({fractions[0]}), where "
+                "labels are scarce"
+            )
+        raise CheckFailed(
+            f"{winner} does not have the highest mean accuracy at fraction {fractions[0]}: compare the means "
+            "over seeds (comparison.summary()), not single runs"
+        )
+    return f"{winner} wins at the smallest fraction ({len(recipes)} recipes, {len(seeds)} seeds)"
+
+
+# =========================================================================== lesson 08
+GROUP_OF_CLASS_08 = (0, 0, 0, 0, 0, 1, 0, 1, 2, 1)  # Fashion-MNIST: clothing 0, footwear 1, bag 2
+TASKS_08 = {"class": 10, "group": 3}
+AT_LEAST_08 = {"class": 0.65, "group": 0.85}
+
+
+def _tiny_base_08(trainable: bool = False):
+    """A small frozen image base (8×8×3 → 6 features) for trying the student's functions."""
+    import keras
+
+    images = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255, name="tiny_rescale")(images)
+    x = keras.layers.Conv2D(6, 3, name="tiny_conv")(x)
+    features = keras.layers.GlobalAveragePooling2D(name="tiny_gap")(x)
+    base = keras.Model(images, features, name="tiny_base")
+    base.trainable = trainable
+    return base
+
+
+def _reference_multi_task_08(shared_units: int = 5):
+    import keras
+
+    base = _tiny_base_08()
+    images = keras.Input((8, 8, 3))
+    shared = keras.layers.Dense(shared_units, activation="relu", name="shared")(base(images, training=False))
+    outputs = {task: keras.layers.Dense(n, name=task)(shared) for task, n in TASKS_08.items()}
+    return keras.Model(images, outputs, name="reference_multi_task")
+
+
+def _dict_outputs_08(model, x, *, name: str) -> dict:
+    import numpy as np
+
+    outputs = model(x, training=False)
+    if not isinstance(outputs, dict):
+        kind = "a list" if isinstance(outputs, (list, tuple)) else "one tensor"
+        raise CheckFailed(
+            f"`{name}` returns {kind}: return a dict of named outputs, keras.Model(inputs, "
+            '{"class": class_logits, "group": group_logits})'
+        )
+    if set(outputs) != set(TASKS_08):
+        raise CheckFailed(
+            f"`{name}`'s outputs are named {sorted(outputs)}: name them exactly 'class' and 'group'"
+        )
+    return {task: np.asarray(value) for task, value in outputs.items()}
+
+
+@register("08.1")
+def check_08_1(group_of_class) -> str:
+    """The lookup table class id → group (clothing 0, footwear 1, bag 2) for Fashion-MNIST."""
+    import numpy as np
+
+    if group_of_class is None:
+        raise CheckFailed("`group_of_class` is None: assign the array to it")
+    table = np.asarray(group_of_class)
+    if table.dtype.kind in "USO":
+        raise CheckFailed(
+            "`group_of_class` holds names; use the group ids 0 (clothing), 1 (footwear), 2 (bag) so that "
+            "group_of_class[y] gives integer labels"
+        )
+    if table.shape != (10,):
+        raise CheckFailed(
+            f"`group_of_class` has shape {table.shape}; it needs one entry per class: shape (10,)"
+        )
+    if table.dtype.kind not in "iu" and not np.all(table == np.round(table)):
+        raise CheckFailed("`group_of_class` should contain whole numbers 0, 1 and 2")
+    expected = np.array(GROUP_OF_CLASS_08)
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    if set(table.tolist()) - {0, 1, 2}:
+        raise CheckFailed("`group_of_class` contains values other than 0, 1 and 2: there are three groups")
+    if table[8] == 1:
+        raise CheckFailed("the Bag (class 8) is in group 1 (footwear): a bag is its own group, 2")
+    wrong = [c for c in range(10) if table[c] != expected[c]]
+    if wrong:
+        details = ", ".join(f"{names[c]} (class {c}) should be {['clothing', 'footwear', 'bag'][expected[c]]}"
+                            for c in wrong[:3])  # fmt: skip
+        raise CheckFailed(f"`group_of_class` is wrong for {len(wrong)} class(es): {details}")
+    return "group_of_class maps 6 clothing, 3 footwear and 1 bag class to groups 0, 1 and 2"
+
+
+@register("08.2")
+def check_08_2(build_multi_task) -> str:
+    """A frozen base, one shared Dense layer, and two named logit heads on it, as a dict of outputs."""
+    import numpy as np
+
+    if not callable(build_multi_task):
+        raise CheckFailed("`build_multi_task` should be a function: def build_multi_task(base): ...")
+    base = _tiny_base_08()
+    model = build_multi_task(base)
+    if model is None:
+        raise CheckFailed("build_multi_task returned None: end it with `return keras.Model(...)`")
+    expect_model(model, name="build_multi_task(base)")
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, 8, 8, 3)).astype("float32")
+    outputs = _dict_outputs_08(model, x, name="build_multi_task(base)")
+    for task, units in TASKS_08.items():
+        if outputs[task].ndim != 2 or outputs[task].shape[1] != units:
+            raise CheckFailed(
+                f"output '{task}' gives {outputs[task].shape[-1]} numbers per image; it needs {units}: "
+                f"keras.layers.Dense({units}, name='{task}')"
+            )
+    layers = {layer.name: layer for layer in walk_layers(model)}
+    for task in TASKS_08:
+        layer = layers.get(task)
+        activation = _activation_name(layer) if layer is not None else None
+        if activation in _SQUASHING:
+            raise CheckFailed(
+                f"the '{task}' head has activation='{activation}': remove it so the head outputs logits "
+                "(the loss uses from_logits=True)"
+            )
+        rows = outputs[task]
+        if np.all(rows >= 0) and np.all(rows <= 1) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+            raise CheckFailed(f"the '{task}' output is probabilities (rows sum to 1): remove the softmax")
+    if "shared" not in layers:
+        raise CheckFailed("there is no layer named 'shared': name the shared Dense layer name='shared'")
+    shared = layers["shared"]
+    trainable = _trainable_by_layer(model)
+    in_base = {layer.name for layer in walk_layers(base)}
+    if any(name in in_base for name in trainable):
+        raise CheckFailed(
+            "the base's weights are trainable in your model: keep the base frozen (it came frozen; do not set "
+            "base.trainable = True) and call it with training=False"
+        )
+    extra = [name for name in trainable if name not in {"shared", *TASKS_08}]
+    if extra:
+        raise CheckFailed(
+            f"layer(s) {', '.join(repr(n) for n in extra[:3])} also train: each head should be one Dense layer on "
+            "the one shared layer, with no hidden layer of its own"
+        )
+    width = int(shared.kernel.shape[1])
+    for task in TASKS_08:
+        head = layers[task]
+        if getattr(head, "kernel", None) is None or int(head.kernel.shape[0]) != width:
+            raise CheckFailed(
+                f"the '{task}' head does not sit on the shared layer: call it on the shared layer's output, "
+                f"Dense({TASKS_08[task]}, name='{task}')(shared)"
+            )
+    expect_trainable(model, trainable=["shared", *TASKS_08], name="build_multi_task(base)")
+    return (
+        f"build_multi_task: frozen base → shared Dense({width}) → heads 'class' (10 logits) and 'group' (3 logits), "
+        "outputs as a dict"
+    )
+
+
+def _compile_part_08(model, attribute: str):
+    holder = getattr(model, "_compile_loss" if attribute == "loss_weights" else "_compile_metrics", None)
+    return getattr(holder, "_user_loss_weights" if attribute == "loss_weights" else "_user_metrics", None)
+
+
+@register("08.3")
+def check_08_3(compile_multi_task) -> str:
+    """A dict of from_logits losses, a dict of positive loss weights and a dict of metrics."""
+    if not callable(compile_multi_task):
+        raise CheckFailed("`compile_multi_task` should be a function: def compile_multi_task(model): ...")
+    model = _reference_multi_task_08()
+    returned = compile_multi_task(model)
+    if returned is None:
+        raise CheckFailed("compile_multi_task returned None: end it with `return model`")
+    if returned is not model:
+        raise CheckFailed("compile_multi_task returned another model: compile the one it was given and return it")
+    if not getattr(model, "compiled", False):
+        raise CheckFailed("the model is not compiled: call model.compile(optimizer=..., loss={...}, ...)")
+    loss = model.loss
+    if not isinstance(loss, dict):
+        raise CheckFailed(
+            "`loss` is not a dict: give each head its own loss, loss={'class': ..., 'group': ...}"
+        )
+    if set(loss) != set(TASKS_08):
+        raise CheckFailed(f"the loss dict's keys are {sorted(loss)}: use the output names 'class' and 'group'")
+    for task in TASKS_08:
+        value = loss[task]
+        kind = type(value).__name__
+        if not isinstance(value, str) and kind == "CategoricalCrossentropy":
+            raise CheckFailed(
+                f"loss['{task}'] is CategoricalCrossentropy, which expects one-hot labels; the labels are class "
+                "ids: use keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+            )
+        expect_from_logits(value, name=f"loss['{task}']")
+    weights = _compile_part_08(model, "loss_weights")
+    if weights is None:
+        raise CheckFailed("no loss_weights: pass loss_weights={'class': 1.0, 'group': 1.0} (or other positive weights)")
+    if not isinstance(weights, dict) or set(weights) != set(TASKS_08):
+        raise CheckFailed("loss_weights should be a dict keyed by the output names 'class' and 'group'")
+    if any(not isinstance(w, (int, float)) or w <= 0 for w in weights.values()):
+        raise CheckFailed("every loss weight must be a positive number: a weight of 0 switches a task off")
+    metrics = _compile_part_08(model, "metrics")
+    if not isinstance(metrics, dict) or set(metrics) != set(TASKS_08):
+        raise CheckFailed(
+            "metrics should be a dict keyed by the output names: metrics={'class': ['accuracy'], "
+            "'group': ['accuracy']}"
+        )
+    shown = ", ".join(f"{task} {weights[task]:g}" for task in TASKS_08)
+    return f"compiled with one from_logits cross-entropy per head, loss weights ({shown}) and accuracy per head"
+
+
+@register("08.4")
+def check_08_4(model) -> str:
+    """The trained two-head model reaches the thresholds on held-out test images for both tasks."""
+    import numpy as np
+
+    from tlcourse import data
+
+    expect_model(model, name="model")
+    bundle = data.load("fashion_mnist")
+    x_test, y_test = bundle.arrays("test")
+    _dict_outputs_08(model, x_test[:2], name="model")
+    predicted = model.predict(x_test, verbose=0)
+    truth = {"class": y_test, "group": np.array(GROUP_OF_CLASS_08)[y_test]}
+    accuracy = {task: float(np.mean(np.asarray(predicted[task]).argmax(axis=1) == truth[task])) for task in TASKS_08}
+    for task, at_least in AT_LEAST_08.items():
+        if accuracy[task] < at_least:
+            extra = " and that the group labels come from group_of_class (08.1)" if task == "group" else ""
+            raise CheckFailed(
+                f"the '{task}' head's accuracy on held-out images is below {at_least:.0%}: train for more epochs "
+                f"with a dict of labels {{'class': y_train, 'group': group_of_class[y_train]}}{extra}"
+            )
+    return (
+        f"both heads work on {len(y_test)} held-out images: 'class' ≥ {AT_LEAST_08['class']:.0%}, "
+        f"'group' ≥ {AT_LEAST_08['group']:.0%}"
+    )
+
+
+# =========================================================================== lesson 09
+AT_LEAST_09 = 0.75
+SENTENCES_09 = (
+    "The unboxing was underwhelming.",
+    "Great phone!",
+    "I would not buy this kettle again, it leaks everywhere.",
+)
+
+
+@register("09.1")
+def check_09_1(count_tokens, encoder) -> str:
+    """A function counting the WordPiece tokens of a text (without [CLS], [SEP] or padding)."""
+    import numpy as np
+
+    if not callable(count_tokens):
+        raise CheckFailed("`count_tokens` should be a function: def count_tokens(text): ...")
+    for text in SENTENCES_09:
+        expected = len(np.asarray(encoder.tokenizer(text)))
+        returned = count_tokens(text)
+        if returned is None:
+            raise CheckFailed("count_tokens returned None: did you forget `return`?")
+        value = _ints_like(returned)
+        if value is None:
+            raise CheckFailed(
+                f"count_tokens returned a {type(returned).__name__}; it should return one whole number"
+            )
+        if value == expected:
+            continue
+        where = f"for {text!r} ({expected} tokens)"
+        if value == expected + 2:
+            raise CheckFailed(
+                f"count_tokens returned {value} {where}: it counts [CLS] and [SEP] too; count the tokenizer's "
+                "pieces, len(encoder.tokenizer(text))"
+            )
+        if value == getattr(encoder, "sequence_length", None):
+            raise CheckFailed(
+                f"count_tokens returned {value} {where}: that is the padded length; count the tokenizer's pieces"
+            )
+        if value == len(text.split()):
+            raise CheckFailed(
+                f"count_tokens returned {value} {where}: that is the number of words; WordPiece splits rare "
+                "words and punctuation into more pieces — use encoder.tokenizer(text)"
+            )
+        if value == len(text):
+            raise CheckFailed(f"count_tokens returned {value} {where}: that is the number of characters")
+        raise CheckFailed(f"count_tokens returned {value} {where}: count the ids that encoder.tokenizer(text) returns")
+    return f"count_tokens counts WordPiece tokens correctly ({len(SENTENCES_09)} sentences)"
+
+
+@register("09.2")
+def check_09_2(cosine_similarity) -> str:
+    """Cosine similarity of two vectors of any length."""
+    import numpy as np
+
+    if not callable(cosine_similarity):
+        raise CheckFailed("`cosine_similarity` should be a function: def cosine_similarity(a, b): ...")
+    a = np.array([3.0, 4.0, 0.0, 1.0], dtype="float32")
+    b = np.array([1.0, 2.0, 2.0, -1.0], dtype="float32")
+    cases = [(a, b), (a, 3 * a), (a, -a)]
+    for u, v in cases:
+        expected = float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+        returned = cosine_similarity(u, v)
+        if returned is None:
+            raise CheckFailed("cosine_similarity returned None: did you forget `return`?")
+        value = np.asarray(returned, dtype="float64")
+        if value.size != 1:
+            raise CheckFailed(
+                f"cosine_similarity returned an array of shape {value.shape}; it should return one number"
+            )
+        value = float(value.reshape(()))
+        if np.isclose(value, expected, atol=1e-4):
+            continue
+        if np.isclose(value, float(u @ v), atol=1e-3):
+            raise CheckFailed(
+                "cosine_similarity returned the plain dot product: divide it by the lengths of both vectors "
+                "(np.linalg.norm); only unit-length vectors can skip that"
+            )
+        if np.isclose(value, 1 - expected, atol=1e-4):
+            raise CheckFailed("cosine_similarity returned 1 − cosine, the cosine distance: return the similarity")
+        if np.isclose(value, float(u @ v) / float(np.linalg.norm(u)), atol=1e-3) or np.isclose(
+            value, float(u @ v) / float(np.linalg.norm(v)), atol=1e-3
+        ):
+            raise CheckFailed("cosine_similarity divides by one vector's length only: divide by both")
+        raise CheckFailed(
+            "cosine_similarity gives a wrong value: a · b / (‖a‖ ‖b‖); it is 1 for a and 3a, −1 for a and −a"
+        )
+    return "cosine_similarity is a·b / (‖a‖ ‖b‖): 1 for parallel, −1 for opposite vectors"
+
+
+@register("09.3")
+def check_09_3(head, encoder) -> str:
+    """A linear head on sentence embeddings reaching the threshold on the held-out test sentences."""
+    import numpy as np
+
+    from tlcourse import data
+
+    expect_model(head, name="head")
+    width = head.inputs[0].shape[-1] if head.inputs else None
+    if width is not None and int(width) != encoder.dim:
+        raise CheckFailed(
+            f"`head` takes {int(width)} inputs but an embedding has {encoder.dim} numbers: "
+            f"start it with keras.Input(shape=({encoder.dim},))"
+        )
+    bundle = data.load("sentiment")
+    texts, labels = bundle.arrays("test")
+    embeddings = encoder.embed([str(t) for t in texts])
+    outputs = np.asarray(head(embeddings[:2], training=False))
+    if outputs.ndim != 2 or outputs.shape[1] != 2:
+        raise CheckFailed(
+            f"`head` outputs {outputs.shape[-1]} numbers per sentence: use keras.layers.Dense(2) for the two "
+            "classes (negative, positive)"
+        )
+    expect_logits(head, outputs, name="head")
+    expect_accuracy(head, embeddings, labels, at_least=AT_LEAST_09, name="head")
+    return f"head reaches ≥ {AT_LEAST_09:.0%} on the embeddings of {len(labels)} held-out sentences"
+
+
+# =========================================================================== lesson 06
+def _reference_coral(source, target) -> float:
+    import numpy as np
+
+    def covariance(x):
+        centred = x - x.mean(axis=0, keepdims=True)
+        return centred.T @ centred / (len(x) - 1)
+
+    d = source.shape[1]
+    return float(np.sum(np.square(covariance(source) - covariance(target))) / (4.0 * d * d))
+
+
+def _as_float(value, what: str) -> float:
+    import numpy as np
+
+    if value is None:
+        raise CheckFailed(f"{what} returned None: did you forget `return`?")
+    try:
+        array = np.asarray(value, dtype="float64")
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what} should return one number, got a {type(value).__name__}") from None
+    if array.size != 1:
+        raise CheckFailed(f"{what} should return one number (a scalar), got shape {array.shape}")
+    return float(array.reshape(()))
+
+
+@register("06.1")
+def check_06_1(GradientReversal) -> str:  # noqa: N803 — the answer is a class
+    """A gradient reversal layer: identity forward, −λ × the gradient backward, λ set at construction."""
+    import keras
+
+    if not isinstance(GradientReversal, type) or not issubclass(GradientReversal, keras.layers.Layer):
+        raise CheckFailed("`GradientReversal` should be a class: class GradientReversal(keras.layers.Layer): ...")
+    for lambda_ in (0.5, 2.0):
+        try:
+            layer = GradientReversal(lambda_=lambda_)
+        except (TypeError, ValueError) as exc:
+            raise CheckFailed(
+                f"GradientReversal(lambda_={lambda_}) failed ({exc}): accept lambda_ in __init__ and pass "
+                "**kwargs on to super().__init__"
+            ) from None
+        expect_gradient_reversal(layer, factor=lambda_, name=f"GradientReversal(lambda_={lambda_})")
+    return "GradientReversal is the identity forward and multiplies gradients by −λ (λ = 0.5 and 2)"
+
+
+@register("06.2")
+def check_06_2(coral_loss) -> str:
+    """The CORAL loss: ||C_s − C_t||²_F / (4 d²), 0 for identical covariances, growing with the gap."""
+    import numpy as np
+
+    if not callable(coral_loss):
+        raise CheckFailed("`coral_loss` should be a function: def coral_loss(source_features, target_features): ...")
+    rng = np.random.default_rng(6)
+    source = rng.normal(size=(64, 8)).astype("float32")
+    target = (rng.normal(size=(48, 8)) * np.linspace(0.5, 2.0, 8) + 0.3).astype("float32")
+    value = _as_float(coral_loss(source, target), "coral_loss")
+    expected = _reference_coral(source.astype("float64"), target.astype("float64"))
+    if not np.isclose(value, expected, rtol=1e-3, atol=1e-7):
+        d = source.shape[1]
+        if np.isclose(value, expected * 4 * d * d, rtol=1e-3):
+            raise CheckFailed("coral_loss is 4·d² times too large: divide the squared Frobenius norm by 4 d²")
+        if np.isclose(value, np.sqrt(expected * 4 * d * d) / (4 * d * d), rtol=1e-3):
+            raise CheckFailed("coral_loss forgot to square: sum the *squared* differences of the covariances")
+        if np.isclose(value, _uncentred_coral(source, target), rtol=1e-3):
+            raise CheckFailed(
+                "coral_loss does not centre the features: subtract each feature's mean before x.T @ x"
+            )
+        raise CheckFailed(
+            f"coral_loss gives {value:.4g} where the reference gives {expected:.4g} on random features: "
+            "C = (x − mean)ᵀ(x − mean) / (n − 1) per domain, then sum((C_s − C_t)²) / (4 d²)"
+        )
+    shifted = _as_float(coral_loss(source, source + 5.0), "coral_loss")
+    if abs(shifted) > 1e-6:
+        raise CheckFailed(
+            "coral_loss is not 0 for two domains with the same covariance (only the means differ): "
+            "centre each domain's features before computing its covariance"
+        )
+    closer = _as_float(coral_loss(source, 1.5 * source), "coral_loss")
+    further = _as_float(coral_loss(source, 3.0 * source), "coral_loss")
+    if not 0 < closer < further:
+        raise CheckFailed("coral_loss should grow as the covariances move apart (try x vs 1.5·x and 3·x)")
+    return "coral_loss matches the reference, is 0 for equal covariances and grows with the gap"
+
+
+def _uncentred_coral(source, target) -> float:
+    import numpy as np
+
+    d = source.shape[1]
+    cs = source.T.astype("float64") @ source / (len(source) - 1)
+    ct = target.T.astype("float64") @ target / (len(target) - 1)
+    return float(np.sum(np.square(cs - ct)) / (4.0 * d * d))
+
+
+def _batchnorm_inputs(model, images):
+    """The exact mean and variance of every BN layer's input once the layers before it use the target's."""
+    import numpy as np
+
+    from tlcourse import adapt
+
+    reference = adapt.adabn(model, images)
+    layers = [layer for layer in walk_layers(reference) if _is_batchnorm(layer)]
+    return [(np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)) for layer in layers]
+
+
+def _is_batchnorm(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+@register("06.3")
+def check_06_3(adapted, source_model, x_target) -> str:
+    """AdaBN: a copy of the source model whose BN layers hold the target's statistics; original untouched."""
+    import numpy as np
+
+    expect_model(adapted, name="adapted")
+    expect_model(source_model, name="source_model")
+    if adapted is source_model:
+        raise CheckFailed(
+            "`adapted` is `source_model` itself: adapt a copy (keras.models.clone_model + set_weights) so "
+            "that the source model keeps its own statistics"
+        )
+    mine = [layer for layer in walk_layers(adapted) if _is_batchnorm(layer)]
+    original = [layer for layer in walk_layers(source_model) if _is_batchnorm(layer)]
+    if not original:
+        raise CheckFailed("`source_model` has no BatchNormalization layer: use the model built in the notebook")
+    if len(mine) != len(original):
+        raise CheckFailed(
+            f"`adapted` has {len(mine)} BatchNormalization layers, `source_model` {len(original)}: copy the model"
+        )
+    images = np.asarray(x_target)
+    source_stats = [np.asarray(layer.moving_mean) for layer in original]
+    target_stats = _batchnorm_inputs(source_model, images)
+    for index, ((mean, variance), layer) in enumerate(zip(target_stats, mine, strict=True), start=1):
+        got_mean, got_variance = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
+        scale = np.abs(mean).max() + 1e-3
+        if np.allclose(got_mean, mean, atol=0.02 * scale) and np.allclose(
+            got_variance, variance, rtol=0.05, atol=1e-4
+        ):
+            continue
+        if np.allclose(got_mean, source_stats[index - 1], atol=1e-6):
+            raise CheckFailed(
+                f"BatchNorm layer {index} of `adapted` still holds the source's statistics: run the target "
+                "images through it in training mode (with momentum 0) or use tlcourse.adapt.adabn"
+            )
+        raise CheckFailed(
+            f"BatchNorm layer {index} of `adapted` does not hold the target's statistics: one forward pass "
+            "with ALL of x_target as one batch, training=True, momentum set to 0 on every BN layer"
+        )
+    return f"`adapted` holds the target's statistics in its {len(mine)} BatchNorm layers"
+
+
+@register("06.4")
+def check_06_4(confident_pseudo_labels) -> str:
+    """Pseudo-labels: softmax confidence ≥ threshold keeps an example; labels are the arg-max."""
+    import numpy as np
+
+    if not callable(confident_pseudo_labels):
+        raise CheckFailed(
+            "`confident_pseudo_labels` should be a function: def confident_pseudo_labels(logits, threshold): ..."
+        )
+    logits = np.array(
+        [[4.0, 0.0, 0.0], [0.2, 0.0, 0.1], [0.0, 3.0, 0.0], [1.0, 0.95, 0.9], [1.0, 1.0, 5.0], [0.0, 0.5, 2.5]],
+        dtype="float32",
+    )
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    threshold = 0.9
+    expected_mask = probabilities.max(axis=1) >= threshold
+    expected_labels = probabilities.argmax(axis=1)[expected_mask]
+    returned = confident_pseudo_labels(logits, threshold)
+    if returned is None:
+        raise CheckFailed("confident_pseudo_labels returned None: return (mask, labels)")
+    if not isinstance(returned, (tuple, list)) or len(returned) != 2:
+        raise CheckFailed("confident_pseudo_labels should return two things: (mask, labels)")
+    mask, labels = (np.asarray(part) for part in returned)
+    if mask.shape != (len(logits),):
+        raise CheckFailed(
+            f"the mask should have one entry per example ({len(logits)}), got shape {mask.shape}"
+        )
+    mask = mask.astype(bool)
+    if not np.array_equal(mask, expected_mask):
+        if np.array_equal(mask, logits.max(axis=1) >= threshold):
+            raise CheckFailed(
+                "the mask compares raw logits with the threshold: turn the logits into probabilities "
+                "(softmax) first; the threshold is a probability"
+            )
+        if mask.all():
+            raise CheckFailed("the mask keeps every example: keep only those whose top probability ≥ threshold")
+        raise CheckFailed(
+            "the mask keeps the wrong examples: keep those whose largest softmax probability is ≥ threshold"
+        )
+    if labels.shape == (len(logits),):
+        raise CheckFailed("labels should hold only the kept examples' labels (apply the mask)")
+    if not np.array_equal(labels.reshape(-1), expected_labels):
+        raise CheckFailed("the labels are not the kept examples' arg-max classes")
+    return "confident_pseudo_labels keeps the examples with softmax confidence ≥ threshold, labelled by arg-max"
