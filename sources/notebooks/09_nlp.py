@@ -1,0 +1,435 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Transfer in NLP
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tlcourse/tlcourse/blob/main/notebooks/09_nlp.ipynb)
+#
+# **Time:** about 35 minutes (fine-tuning, section 5, adds 1–15 minutes depending on your machine).
+#
+# **You will learn:**
+# - how a BERT-family encoder reads text: WordPiece tokens, ids, special tokens and the padding mask;
+# - how to use a pretrained sentence encoder's embeddings as features, and what cosine similarity between
+#   them tells you;
+# - that embeddings + a linear head beat a bag-of-words model trained from scratch on a small labelled set;
+# - how fine-tuning the whole encoder works in Keras, and when it is worth its cost;
+# - what multilingual encoders make possible: cross-lingual transfer, e.g. English → Hindi sentiment (section 6).
+#
+# **Prerequisites:** lessons 01–04 (features + a head, fine-tuning); what a `Dense` layer and logits are.
+
+# %%
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # Colab: install the course package first
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"],
+        check=True,
+    )
+
+# %% tags=["parameters"]
+PROFILE = None  # "full", "cpu" or "ci"; None lets setup() decide
+FINE_TUNE = None  # section 6; None = in the "cpu" and "full" profiles only (too slow for the ci profile)
+MAX_TOKENS = 256  # longer texts are cut to this many tokens
+
+# %%
+import tlcourse
+
+course = tlcourse.setup("09", profile=PROFILE)
+budget = course.budget
+
+# %% [markdown]
+# ## 1. Transfer learning for text
+#
+# Everything the previous lessons did with images works for text, with one change of vocabulary: the
+# *base* is a language model. **BERT** (Devlin et al., 2019) was pretrained on 3.3 billion words of books
+# and Wikipedia to fill in masked words; on the way it learned grammar, word meanings and a good deal about
+# the world. As the seeds say, "a language model trained on 1 billion sentences can be fine-tuned for
+# sentiment analysis" — or reused as a frozen feature extractor, exactly like an ImageNet CNN.
+#
+# This lesson uses **all-MiniLM-L6-v2**: a small BERT (6 layers, 384 dimensions, 22 M parameters) distilled
+# from a larger one (Wang et al., 2020) and then trained on over a billion sentence pairs so that sentences
+# with similar meanings get similar vectors — a *sentence encoder* (Reimers & Gurevych, 2019). It comes from
+# PyPI and works offline. Online, section 5 also fine-tunes one of keras-hub's BERT presets.
+#
+# The target task is **sentiment**: is a review positive or negative? Online the data are IMDB movie
+# reviews; offline, a few hundred short labelled sentences written for this course.
+
+# %%
+import keras
+import numpy as np
+
+reviews = tlcourse.data.load("imdb_reviews")
+texts = {split: [str(t) for t in reviews.arrays(split)[0]] for split in ("train", "test")}
+y = {split: reviews.arrays(split)[1] for split in ("train", "test")}
+print(reviews)
+for text, label in list(zip(texts["train"], y["train"], strict=True))[:4]:
+    print(f"{reviews.class_names[label]:>8s}: {text[:110]}")
+
+# %% [markdown]
+# ## 2. Tokens: how a BERT reads a sentence
+#
+# A network cannot read letters; it reads numbers. BERT's **WordPiece** tokenizer cuts text into pieces from
+# a fixed vocabulary of 30,522 entries: frequent words are one piece, rarer words are split into known
+# sub-words marked with `##`, and each piece has an integer **id**. So no word is ever "unknown" if it can
+# be spelled with known pieces — a big step up from word-level vocabularies.
+
+# %%
+encoder = tlcourse.models.text_encoder("minilm")
+tokenizer = encoder.tokenizer
+sentence = "The unboxing was underwhelming, but the battery life is fantastic!"
+ids = np.asarray(tokenizer(sentence))
+tokens = [tokenizer.id_to_token(int(i)) for i in ids]
+print(f"{len(tokens)} tokens: {tokens}")
+print(f"ids: {ids.tolist()}")
+
+# %% [markdown]
+# "unboxing" and "underwhelming" are not in the vocabulary, so they became several pieces; common words kept
+# one id each, and the tokenizer lower-cased everything (this model is *uncased*). Before the encoder sees
+# the ids, they are **packed**: a `[CLS]` token in front, `[SEP]` at the end, and `[PAD]` (id 0) up to a fixed
+# length, with a **padding mask** that tells the encoder which positions are real.
+
+# %%
+packed = encoder.inputs([sentence])
+length = int(packed["padding_mask"].sum())
+print("token_ids    :", packed["token_ids"][0, : length + 3].tolist(), "…")
+print("padding_mask :", packed["padding_mask"][0, : length + 3].astype(int).tolist(), "…")
+print("first/last   :", tokenizer.id_to_token(int(packed["token_ids"][0, 0])),
+      tokenizer.id_to_token(int(packed["token_ids"][0, length - 1])),
+      tokenizer.id_to_token(int(packed["token_ids"][0, length])))  # fmt: skip
+
+# %% [markdown]
+# Compute grows with the sequence length (attention compares every token with every other one), so we pad
+# to no more than the texts need. How many tokens do the training texts have?
+
+# %%
+lengths = np.array([len(np.asarray(tokenizer(text))) + 2 for text in texts["train"]])  # + [CLS] and [SEP]
+p95 = int(np.percentile(lengths, 95))
+sequence_length = int(min(MAX_TOKENS, 2 ** int(np.ceil(np.log2(p95)))))
+print(f"tokens per training text: median {int(np.median(lengths))}, 95th percentile {p95}, longest {lengths.max()}")
+print(f"sequence length: {sequence_length} (texts longer than that are cut: {np.mean(lengths > sequence_length):.0%})")
+encoder = tlcourse.models.TextEncoder(encoder.name, encoder.backbone, tokenizer, sequence_length=sequence_length)
+
+# %% [markdown]
+# > ⚠️ **Pitfall — a tokenizer from another model.** Ids mean something only to the model whose vocabulary
+# > produced them: id 2307 is "great" for this BERT and something else for another model. Always load the
+# > tokenizer *with* the model (keras-hub's `from_preset` does both), just as an image base needs its own
+# > preprocessing.
+#
+# ## 3. Sentence embeddings and cosine similarity
+#
+# The encoder turns each token into a 384-dimensional vector that depends on the whole sentence. To get one
+# vector per sentence, `encoder.embed` averages the token vectors (ignoring padding) and scales the result to
+# length 1 — the recipe this sentence encoder was trained with. The **cosine similarity** of two such vectors
+# (here simply their dot product) measures how close their meanings are.
+
+# %%
+import matplotlib.pyplot as plt
+
+examples = [
+    "I loved this film, the acting was superb.",
+    "A wonderful movie with brilliant performances.",
+    "I hated this film, the acting was dreadful.",
+    "The soup was cold and the waiter was rude.",
+    "Stock markets fell sharply on Monday.",
+]
+vectors = encoder.embed(examples)
+similarity = vectors @ vectors.T
+print(f"embeddings: {vectors.shape}, lengths {np.linalg.norm(vectors, axis=1).round(3).tolist()}")
+
+fig, ax = plt.subplots(figsize=(6.2, 4.2))
+ax.imshow(similarity, cmap="viridis", vmin=0, vmax=1)
+for i in range(len(examples)):
+    for j in range(len(examples)):
+        ax.text(j, i, f"{similarity[i, j]:.2f}", ha="center", va="center", color="white" if similarity[i, j] < 0.6 else "black")
+short = [e[:28] + "…" for e in examples]
+ax.set_xticks(range(len(examples)), [str(i + 1) for i in range(len(examples))])
+ax.set_yticks(range(len(examples)), [f"{i + 1} {s}" for i, s in enumerate(short)], fontsize=8)
+ax.set_title("cosine similarity of sentence embeddings")
+plt.close(fig)
+fig
+
+# %% [markdown]
+# Sentences 1 and 2 share almost no words, yet their similarity is high: the encoder compares meanings, not
+# spellings. Sentence 3 is about the same topic as 1 with the opposite opinion, and its similarity to 1 is
+# also high — the embedding encodes *what a sentence is about* first; the sentiment is one direction among
+# many in the 384 dimensions. Finding that direction is the job of the head we train next. The unrelated
+# sentences 4 and 5 are far from the rest.
+#
+# ## 4. Embeddings + a linear head vs. bag-of-words from scratch
+#
+# Two ways to classify sentiment from the same small labelled set, with the **same** linear classifier (a
+# logistic regression whose regularisation strength `C` is chosen by cross-validation on the training set), the same
+# training sentences and the same test set:
+#
+# - **pretrained:** the frozen encoder's embedding of each text → linear head;
+# - **from scratch:** a *bag of words*. Keras' `TextVectorization(output_mode="multi_hot")` learns a
+#   vocabulary from the training texts and turns each text into one 0/1 number per vocabulary word (does the
+#   word occur?) → the same linear head. Everything it knows comes from the training texts. (Try
+#   `output_mode="tf_idf"` or `ngrams=2` in the `TextVectorization` call below.)
+
+# %%
+import time
+
+started = time.perf_counter()
+embeddings = {split: encoder.embed(texts[split]) for split in ("train", "test")}
+print(f"embedded {sum(len(e) for e in embeddings.values())} texts in {time.perf_counter() - started:.1f} s")
+
+# %%
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+
+
+def linear_head(features, labels, C=None):
+    """A logistic regression; without C, its regularisation is chosen by 3-fold cross-validation."""
+    if C is not None:
+        return LogisticRegression(C=C, max_iter=2000).fit(features, labels)
+    search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": [0.01, 0.1, 1, 10, 100]}, cv=3)
+    return search.fit(features, labels).best_estimator_
+
+
+def unit_length(vectors):
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+vectorizer = keras.layers.TextVectorization(output_mode="multi_hot")
+vectorizer.adapt(texts["train"])  # the vocabulary: every word of the training texts
+bag_of_words = {split: unit_length(np.asarray(vectorizer(texts[split]))) for split in ("train", "test")}
+
+pretrained_head = linear_head(embeddings["train"], y["train"])
+scratch_head = linear_head(bag_of_words["train"], y["train"])
+accuracy = {
+    "embeddings_linear": float(pretrained_head.score(embeddings["test"], y["test"])),
+    "bag_of_words_linear": float(scratch_head.score(bag_of_words["test"], y["test"])),
+}
+print(f"{len(texts['train'])} labelled training texts, {len(texts['test'])} test texts")
+print(f"pretrained embeddings + linear head: {accuracy['embeddings_linear']:.1%}   (C = {pretrained_head.C})")
+print(f"bag of words + linear head:          {accuracy['bag_of_words_linear']:.1%}   (C = {scratch_head.C}; "
+      f"vocabulary of {vectorizer.vocabulary_size():,} words)")  # fmt: skip
+course.record("accuracy", accuracy)
+course.record("train_size", len(texts["train"]))
+
+# %% [markdown]
+# Why is the gap so large? The bag of words knows only the words of the labelled texts. Count how many
+# words of the test texts it has never seen:
+
+# %%
+vocabulary = set(vectorizer.get_vocabulary())
+test_words = [w.strip(".,!?;:\"'()").lower() for text in texts["test"] for w in text.split()]
+unseen = np.mean([w not in vocabulary for w in test_words if w])
+print(f"{unseen:.0%} of the words in the test texts never occur in the {len(texts['train'])} training texts")
+
+# %% [markdown]
+# For the bag of words, each of those words is invisible: a test review that says "superb" teaches it
+# nothing unless "superb" was in a labelled training review. The pretrained encoder has met these words
+# in billions of sentences and places "superb" near "excellent", so a head trained on one generalises to
+# the other. That is the transfer.
+#
+# How does the gap depend on the number of labels? Below we train both heads (with the regularisation
+# chosen above) on random subsets of the training set, a few labelled texts per class, over the budget's
+# seeds. The bag of words keeps the vocabulary of all training texts — labels are not needed for that, so
+# this only helps it.
+
+# %%
+from tqdm.auto import tqdm
+
+rows = []
+per_class = [k for k in (5, 10, 20, 40) if k < np.bincount(y["train"]).min()]
+for k in tqdm(per_class, desc="labels per class"):
+    for seed in budget.seeds:
+        rng = np.random.default_rng(seed)
+        chosen = np.concatenate([rng.choice(np.flatnonzero(y["train"] == c), k, replace=False) for c in (0, 1)])
+        head = linear_head(embeddings["train"][chosen], y["train"][chosen], C=pretrained_head.C)
+        rows.append({"recipe": "embeddings + linear", "fraction": k, "seed": seed,
+                     "accuracy": float(head.score(embeddings["test"], y["test"]))})  # fmt: skip
+        head = linear_head(bag_of_words["train"][chosen], y["train"][chosen], C=scratch_head.C)
+        rows.append({"recipe": "bag of words + linear", "fraction": k, "seed": seed,
+                     "accuracy": float(head.score(bag_of_words["test"], y["test"]))})  # fmt: skip
+
+fig = tlcourse.viz.compare(rows, by="fraction")
+fig.axes[0].set_xlabel("labelled training texts per class")
+fig.axes[0].set_title(f"Sentiment test accuracy, mean ± std over {len(budget.seeds)} seeds")
+fig
+
+# %%
+curve = {}
+for k in per_class:
+    curve[str(k)] = {}
+    for recipe in ("embeddings + linear", "bag of words + linear"):
+        values = [r["accuracy"] for r in rows if r["recipe"] == recipe and r["fraction"] == k]
+        curve[str(k)][recipe] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "n": len(values)}
+    e, b = curve[str(k)]["embeddings + linear"], curve[str(k)]["bag of words + linear"]
+    print(f"{k:>3} per class: embeddings {e['mean']:.2f} ± {e['std']:.2f}   bag of words {b['mean']:.2f} ± {b['std']:.2f}")
+course.record("learning_curve", curve)
+
+# %% [markdown]
+# With a handful of labels per class the bag of words is close to a coin toss (0.5), while the pretrained
+# embeddings already separate most reviews: the printed means show by how much at each size. With enough
+# labelled data (tens of thousands of IMDB reviews) a bag of words becomes a strong baseline; transfer matters
+# most when labels are scarce.
+#
+# > ⚠️ **Pitfall — an unfair baseline.** "Pretrained beats scratch" means something only with the same
+# > examples, the same test set and an equally tuned classifier; here both heads chose their regularisation
+# > by the same cross-validation. Comparing a tuned transformer with an untuned baseline, or on different
+# > splits, proves nothing.
+#
+# ## 5. Fine-tuning the encoder
+#
+# Feature extraction keeps the encoder frozen. **Fine-tuning** trains the encoder too, end to end, so its
+# features adapt to the task — lesson 04's second stage, with two differences for transformers: there is no
+# BatchNorm to protect (they use LayerNorm, which has no moving statistics), and the learning rate must be
+# tiny (2e-5 to 5e-5, Devlin et al.), because a large one wipes out what pretraining learned within a few steps.
+#
+# The model, in plain Keras: the token inputs, the backbone (token ids → one vector per token), the same
+# masked mean pooling as `embed`, and a `Dense(2)` head with logits.
+
+# %%
+def fine_tune_model(text_encoder):
+    names = text_encoder.inputs(["x"]).keys()  # token_ids, padding_mask (and segment_ids for BERT)
+    inputs = {n: keras.Input(shape=(text_encoder.sequence_length,), dtype="bool" if n == "padding_mask" else "int32",
+                             name=n) for n in names}  # fmt: skip
+    tokens = text_encoder.backbone(inputs)["sequence_output"]
+    pooled = keras.layers.GlobalAveragePooling1D(name="mean_pool")(tokens, mask=inputs["padding_mask"])
+    logits = keras.layers.Dense(2, name="logits")(pooled)
+    model = keras.Model(inputs, logits, name=f"{text_encoder.name}_sentiment")
+    for layer in text_encoder.backbone.layers:  # BERT's [CLS] "pooler" is not used by mean pooling: freeze it
+        if layer.name == "pooled_dense":
+            layer.trainable = False
+    return model
+
+
+# Online: a keras-hub BERT preset made for fine-tuning; offline: the same MiniLM encoder.
+tuned_encoder = encoder if course.offline else tlcourse.models.text_encoder("bert_tiny_en_uncased", sequence_length=sequence_length)
+classifier = fine_tune_model(tuned_encoder)
+trainable = sum(int(np.prod(w.shape)) for w in classifier.trainable_weights)
+print(f"{classifier.name}: {classifier.count_params():,} parameters, {trainable:,} of them trainable when fine-tuning")
+
+# %% [markdown]
+# Every one of those weights is updated at each step, so fine-tuning costs far more than the linear head of
+# section 4 — on a CPU, Keras needs tens of seconds just to compile the training step of a 22 M-parameter
+# transformer, and each epoch costs as much again. The `ci` profile of the course's tests therefore skips the training below; set `FINE_TUNE = True`
+# in the parameters cell to run it anyway.
+
+# %%
+fine_tune = FINE_TUNE if FINE_TUNE is not None else course.profile != "ci"
+if fine_tune:
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=5e-5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    x_train, x_test = tuned_encoder.inputs(texts["train"]), tuned_encoder.inputs(texts["test"])
+    classifier.fit(x_train, y["train"], epochs=budget.fine_tune_epochs + 1, batch_size=16, verbose=1)
+    _, tuned_accuracy = classifier.evaluate(x_test, y["test"], verbose=0)
+    print(f"fine-tuned {tuned_encoder.name}: {tuned_accuracy:.1%}   "
+          f"(frozen embeddings + linear head: {accuracy['embeddings_linear']:.1%})")  # fmt: skip
+    course.record("fine_tuned_accuracy", float(tuned_accuracy))
+else:
+    print("fine-tuning skipped in this profile (set FINE_TUNE = True to run it)")
+
+# %% [markdown]
+# When it runs, compare the two printed accuracies: fine-tuning adapts every layer to the task and can go
+# further than the frozen features, at a cost thousands of times higher than the linear head's milliseconds
+# and with a risk of overfitting the encoder when labels are few. Start with the frozen encoder + linear
+# head, and fine-tune when it is not good enough and you have the data and compute.
+#
+# > ⚠️ **Pitfall — the learning rate of the seeds' image recipes.** `Adam(1e-3)` is fine for a new head,
+# > but applied to a pretrained transformer it destroys the pretrained weights in a few steps (lesson 05's
+# > "too-high learning rate", in its NLP version). Use 2e-5 to 5e-5, and a warm-up if you can.
+#
+# ## 6. Cross-lingual transfer: English → Hindi
+#
+# Lesson 02 used the seeds' example of *transductive* transfer: a sentiment model trained on **English**
+# reviews (labels available) must work on **Hindi** reviews (no labels) — same task, different domain
+# (the language). Can our encoder do it? Look at what its English vocabulary makes of a Hindi sentence
+# ("this film was very good"):
+
+# %%
+hindi = "यह फ़िल्म बहुत अच्छी थी"
+hindi_tokens = [tokenizer.id_to_token(int(i)) for i in np.asarray(tokenizer(hindi))]
+print(hindi_tokens)
+print(f"{hindi_tokens.count('[UNK]')} of {len(hindi_tokens)} pieces are [UNK] (unknown)")
+
+# %% [markdown]
+# Most of the sentence is lost before the encoder even starts: an English model cannot transfer to Hindi.
+# **Multilingual encoders** can. They share one vocabulary across 100+ languages and are trained so that a
+# sentence and its translation land close together in the embedding space:
+#
+# - **mBERT** and **XLM-R** (Conneau et al., 2020) are pretrained on text in ~100 languages; a classifier
+#   fine-tuned on English labels works surprisingly well in other languages (*zero-shot cross-lingual
+#   transfer*). keras-hub has them as presets, e.g. `"bert_base_multi"`, `"xlm_roberta_base_multi"`.
+# - **LaBSE** (Feng et al., 2022) and **paraphrase-multilingual-MiniLM-L12-v2** (Reimers & Gurevych, 2020,
+#   distilled from an English sentence encoder onto 50+ languages) are multilingual *sentence* encoders:
+#   "यह फ़िल्म बहुत अच्छी थी" and "this film was very good" get nearly the same vector.
+#
+# With such an encoder the seeds' scenario needs no Hindi label at all: embed the English reviews, train
+# the linear head of section 4 on them, then apply the same head to the embeddings of Hindi reviews. The
+# head never knows which language a vector came from. Online, the recipe is (not run here: it needs a download):
+#
+# ```python
+# import keras_hub
+# backbone = keras_hub.models.XLMRobertaBackbone.from_preset("xlm_roberta_base_multi")
+# tokenizer = keras_hub.models.XLMRobertaTokenizer.from_preset("xlm_roberta_base_multi")
+# # ... embed English reviews, fit the head on their labels, predict on Hindi embeddings ...
+# ```
+#
+# A small set of Hindi labels, if you can get them, is then best used to *check* the transferred model, or
+# to fine-tune it a little — the inductive version of the same story.
+#
+# ## Your turn
+#
+# Open [the exercise notebook](../exercises/09_nlp.ipynb): you will tokenise and count tokens, compute
+# cosine similarities, and train a linear head on sentence embeddings to a target accuracy.
+#
+# ## Summary
+#
+# - A BERT-family encoder reads WordPiece ids packed with `[CLS]`, `[SEP]` and `[PAD]`, plus a padding mask;
+#   the tokenizer must be the model's own.
+# - A sentence encoder's mean-pooled, normalised embeddings are features: cosine similarity compares
+#   meanings, and a linear head on them learns a task from few labels.
+# - Measured here on the same small labelled set: pretrained embeddings + a linear head beat a bag-of-words
+#   model trained from scratch, by the margins printed in section 4, most of all with few labels.
+# - Fine-tuning the whole encoder (tiny learning rate, no BatchNorm to protect) can go further with more data
+#   and compute; it is the expensive option.
+# - Multilingual encoders (mBERT, XLM-R, LaBSE) map languages into one space, so a head trained on English
+#   labels can classify Hindi text: cross-lingual transfer.
+#
+# ## Further reading
+#
+# - Devlin, Chang, Lee & Toutanova, *BERT: Pre-training of Deep Bidirectional Transformers for Language
+#   Understanding*, NAACL 2019. https://arxiv.org/abs/1810.04805
+# - Reimers & Gurevych, *Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks*, EMNLP 2019.
+#   https://arxiv.org/abs/1908.10084
+# - Wang et al., *MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained
+#   Transformers*, NeurIPS 2020. https://arxiv.org/abs/2002.10957
+# - Reimers & Gurevych, *Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation*,
+#   EMNLP 2020. https://arxiv.org/abs/2004.09813
+# - Conneau et al., *Unsupervised Cross-lingual Representation Learning at Scale* (XLM-R), ACL 2020.
+#   https://arxiv.org/abs/1911.02116
+# - Feng et al., *Language-agnostic BERT Sentence Embedding* (LaBSE), ACL 2022. https://arxiv.org/abs/2007.01852
+# - Howard & Ruder, *Universal Language Model Fine-tuning for Text Classification* (ULMFiT), ACL 2018.
+#   https://arxiv.org/abs/1801.06146
+# - Maas et al., *Learning Word Vectors for Sentiment Analysis* (the IMDB reviews dataset), ACL 2011.
+# - The model card of all-MiniLM-L6-v2: https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2
+# - KerasHub: https://keras.io/keras_hub/
+#
+# ## Questions
+#
+# 1. What are `[CLS]`, `[SEP]` and `[PAD]`, and what does the padding mask tell the encoder?
+# 2. Why does WordPiece split "underwhelming" into several pieces, and why is that better than an
+#    "unknown word" token?
+# 3. Two sentences about the same film with opposite opinions have a high cosine similarity. Why, and how can
+#    a linear head still separate them?
+# 4. Why does the bag-of-words model need many more labelled examples than a linear head on pretrained
+#    embeddings? Use the share of unseen test words printed in section 4.
+# 5. Describe, step by step, how you would build a Hindi sentiment classifier without a single Hindi label.
