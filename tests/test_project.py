@@ -98,3 +98,13 @@ def test_cli_help_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "tlcourse.cli", "--help"], capture_output=True, text=True)
     for command in ("doctor", "fetch", "build", "progress", "run"):
         assert command in out.stdout
+
+
+def test_readme_lesson_map_links_every_lesson_and_only_existing_ones():
+    readme = (ROOT / "README.md").read_text()
+    linked = set(re.findall(r"\]\((notebooks/\d\d_[a-z0-9_]+\.ipynb)\)", readme))
+    lessons = {p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert lessons <= linked, f"lessons missing from README's map: {sorted(lessons - linked)}"
+    assert linked <= lessons, f"README links lessons that do not exist: {sorted(linked - lessons)}"
+    for path in lessons:
+        assert f"colab.research.google.com/github/tlcourse/tlcourse/blob/main/{path}" in readme
