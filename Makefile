@@ -50,6 +50,8 @@ TEST_ENV := TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_CACHE=$(CURDIR)/buil
 	TLCOURSE_RECORD_DIR=$(CURDIR)/build/records
 
 test: $(VENV)/.test
+	$(VENV)/bin/ruff check tlcourse tests bench sources docs
+	$(VENV)/bin/ruff format --check --quiet tlcourse tests bench sources docs
 	@rm -rf build/records build/cache/runs
 	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse.cli test-env
 	$(TEST_ENV) TLCOURSE_SOCKET_GUARD=1 $(PY) -m pytest -n $(JOBS) --dist loadfile \
@@ -64,12 +66,12 @@ course: $(VENV)/.test
 	$(PY) -m tlcourse.cli run
 
 lint: $(VENV)/.test
-	$(VENV)/bin/ruff check tlcourse tests bench sources
-	$(VENV)/bin/ruff format --check tlcourse tests bench sources
+	$(VENV)/bin/ruff check tlcourse tests bench sources docs
+	$(VENV)/bin/ruff format --check tlcourse tests bench sources docs
 
 format: $(VENV)/.test
-	$(VENV)/bin/ruff format tlcourse tests bench sources
-	$(VENV)/bin/ruff check --fix tlcourse tests bench sources
+	$(VENV)/bin/ruff format tlcourse tests bench sources docs
+	$(VENV)/bin/ruff check --fix tlcourse tests bench sources docs
 
 notebooks: $(VENV)/.test
 	$(PY) -m tlcourse.cli build

@@ -150,18 +150,28 @@ def test_06_3_helper_passes(capsys, bn_setup):
 
 def test_06_3_wrong_answers(capsys, bn_setup):
     model, x_target = bn_setup
-    failed_with(run("06.3", capsys, adapted=model, source_model=model, x_target=x_target), "is `source_model`")
+    failed_with(
+        run("06.3", capsys, adapted=model, source_model=model, x_target=x_target), "is `source_model`"
+    )
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     failed_with(
         run("06.3", capsys, adapted=copy, source_model=model, x_target=x_target), "still holds the source"
     )
     failed_with(
-        run("06.3", capsys, adapted=by_hand(model, x_target, momentum=0.9), source_model=model, x_target=x_target),
+        run(
+            "06.3",
+            capsys,
+            adapted=by_hand(model, x_target, momentum=0.9),
+            source_model=model,
+            x_target=x_target,
+        ),
         "does not hold the target's statistics",
     )
     failed_with(
-        run("06.3", capsys, adapted=by_hand(model, x_target, layers=1), source_model=model, x_target=x_target),
+        run(
+            "06.3", capsys, adapted=by_hand(model, x_target, layers=1), source_model=model, x_target=x_target
+        ),
         "layer 2",
     )
     failed_with(run("06.3", capsys, adapted="model", source_model=model, x_target=x_target), "adapted")

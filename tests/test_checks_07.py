@@ -43,7 +43,10 @@ def test_07_1_correct(capsys):
         (lambda m: "xception", "drop every base above the budget"),
         (lambda m: (lambda b: b.name if b else None)(_pick(m, strict=True)), "use <=, not <"),
         (lambda m: (lambda b: b.name if b else None)(_pick(m, key=lambda i: -i.params)), "more accurate"),
-        (lambda m: (lambda b: b.name if b else "mobilenet_v3_small")(_pick(m)), "return None when nothing fits"),
+        (
+            lambda m: (lambda b: b.name if b else "mobilenet_v3_small")(_pick(m)),
+            "return None when nothing fits",
+        ),
         (lambda m: None, "fits"),
         ("mobilenet_v2", "should be a function"),
     ],
@@ -118,7 +121,9 @@ def test_07_3_correct(capsys):
 
 def test_07_3_first_seed_is_not_the_mean(capsys):
     comparison = _comparison()
-    comparison.rows[0]["accuracy"] = 0.0  # seed 0 of "a" at 0.05 collapses: "a" still leads one seed, not the mean
+    comparison.rows[0]["accuracy"] = (
+        0.0  # seed 0 of "a" at 0.05 collapses: "a" still leads one seed, not the mean
+    )
     comparison.rows[1]["accuracy"] = 0.5
     result = run("07.3", capsys, comparison=comparison, winner="a")
     assert not result.passed and "compare the means" in result.line

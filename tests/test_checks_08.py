@@ -45,7 +45,9 @@ def test_08_1_stub_is_not_attempted(capsys):
 
 
 # --------------------------------------------------------------------------- 08.2 and 08.3
-def make_builder(*, activation=None, outputs="dict", head_hidden=False, unfreeze=False, names=("class", "group")):
+def make_builder(
+    *, activation=None, outputs="dict", head_hidden=False, unfreeze=False, names=("class", "group")
+):
     def build_multi_task(base):
         if unfreeze:
             base.trainable = True
@@ -53,7 +55,11 @@ def make_builder(*, activation=None, outputs="dict", head_hidden=False, unfreeze
         shared = keras.layers.Dense(16, activation="relu", name="shared")(base(images, training=False))
         heads = []
         for name, units in zip(names, (10, 3), strict=True):
-            x = keras.layers.Dense(8, activation="relu", name=f"{name}_hidden")(shared) if head_hidden else shared
+            x = (
+                keras.layers.Dense(8, activation="relu", name=f"{name}_hidden")(shared)
+                if head_hidden
+                else shared
+            )
             heads.append(keras.layers.Dense(units, activation=activation, name=name)(x))
         out = dict(zip(names, heads, strict=True)) if outputs == "dict" else heads
         return keras.Model(images, out)
@@ -142,7 +148,9 @@ def two_head_model(base, *, train_with=None, epochs=15, data=None):
     model = make_compiler()(make_builder()(base))
     if train_with is not None:
         x, y = data.arrays("train")
-        model.fit(x, {"class": y, "group": np.asarray(train_with)[y]}, epochs=epochs, batch_size=32, verbose=0)
+        model.fit(
+            x, {"class": y, "group": np.asarray(train_with)[y]}, epochs=epochs, batch_size=32, verbose=0
+        )
     return model
 
 

@@ -26,7 +26,9 @@ def encoder():
 
 # --------------------------------------------------------------------------- 09.1
 def test_09_1_accepts_the_tokenizer_count(capsys, encoder):
-    result = run("09.1", capsys, count_tokens=lambda text: len(np.asarray(encoder.tokenizer(text))), encoder=encoder)
+    result = run(
+        "09.1", capsys, count_tokens=lambda text: len(np.asarray(encoder.tokenizer(text))), encoder=encoder
+    )
     assert result.passed, result.message
 
 

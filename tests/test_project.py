@@ -65,11 +65,22 @@ def _get(url: str) -> tuple[int, str]:
 @pytest.mark.slow
 def test_make_lab_serves_the_course():
     port, token = _free_port(), "tlcourse-test"
-    env = dict(os.environ, JUPYTER_TOKEN=token, DISPLAY="", WAYLAND_DISPLAY="", JUPYTER_CONFIG_DIR=str(ROOT / "build" / "jupyter-test-config"))
+    env = dict(
+        os.environ,
+        JUPYTER_TOKEN=token,
+        DISPLAY="",
+        WAYLAND_DISPLAY="",
+        JUPYTER_CONFIG_DIR=str(ROOT / "build" / "jupyter-test-config"),
+    )
     venv = Path(sys.executable).parent.parent
     proc = subprocess.Popen(
         ["make", "-s", "lab", f"PORT={port}", f"VENV={venv}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 90

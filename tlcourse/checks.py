@@ -751,6 +751,8 @@ def check_00_3(freeze) -> str:
             "freeze changed the weights' values: freezing only stops training, keep the weights"
         )
     return "freeze leaves no trainable weight (nested base and BatchNorm included)"
+
+
 # =========================================================================== lesson 01
 WORKFLOW = ("pick a base", "freeze the base", "add a new head", "train the head", "fine-tune", "evaluate")
 """The transfer learning workflow of lesson 01, in order ("freeze" and "add a new head" may swap)."""
@@ -1962,7 +1964,9 @@ def check_07_1(pick_base) -> str:
         if hasattr(returned, "name") and hasattr(returned, "params"):
             returned = returned.name
             if returned == expected:
-                raise CheckFailed("pick_base returned a BaseInfo: return the base's name (info.name), a string")
+                raise CheckFailed(
+                    "pick_base returned a BaseInfo: return the base's name (info.name), a string"
+                )
         if returned == expected:
             continue
         where = f"for max_params={budget:,}"
@@ -2051,7 +2055,9 @@ def check_07_2(summarise) -> str:
                 "deviation, np.std(values, ddof=1)"
             )
         if abs(std - sample_std) > 1e-6:
-            raise CheckFailed(f"the std for {key} is wrong: np.std(values, ddof=1) of that group's accuracies")
+            raise CheckFailed(
+                f"the std for {key} is wrong: np.std(values, ddof=1) of that group's accuracies"
+            )
     return "summarise gives mean ± sample std per (recipe, fraction) (4 groups of 3 seeds)"
 
 
@@ -2074,9 +2080,13 @@ def check_07_3(comparison, winner) -> str:
     if len(fractions) < 2:
         raise CheckFailed("the comparison has one data fraction: pass fractions=(small, large)")
     if len(seeds) < 2:
-        raise CheckFailed("the comparison ran one seed: a ranking from one run is noise; pass seeds=(0, 1, 2)")
+        raise CheckFailed(
+            "the comparison ran one seed: a ranking from one run is noise; pass seeds=(0, 1, 2)"
+        )
     if not all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows):
-        raise CheckFailed("comparison.rows hold accuracies outside [0, 1]: use tlcourse.train.compare's result")
+        raise CheckFailed(
+            "comparison.rows hold accuracies outside [0, 1]: use tlcourse.train.compare's result"
+        )
 
     def means(fraction):
         return {
@@ -2089,7 +2099,9 @@ def check_07_3(comparison, winner) -> str:
     at_smallest = means(fractions[0])
     expected = max(at_smallest, key=at_smallest.get)
     if not isinstance(winner, str):
-        raise CheckFailed(f"`winner` is a {type(winner).__name__}: give the recipe's name, e.g. {recipes[0]!r}")
+        raise CheckFailed(
+            f"`winner` is a {type(winner).__name__}: give the recipe's name, e.g. {recipes[0]!r}"
+        )
     if winner not in recipes:
         raise CheckFailed(f"`winner` is {winner!r}, not one of the compared recipes {recipes}")
     if winner != expected:
@@ -2172,7 +2184,18 @@ def check_08_1(group_of_class) -> str:
     if table.dtype.kind not in "iu" and not np.all(table == np.round(table)):
         raise CheckFailed("`group_of_class` should contain whole numbers 0, 1 and 2")
     expected = np.array(GROUP_OF_CLASS_08)
-    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    names = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     if set(table.tolist()) - {0, 1, 2}:
         raise CheckFailed("`group_of_class` contains values other than 0, 1 and 2: there are three groups")
     if table[8] == 1:
@@ -2263,7 +2286,9 @@ def check_08_3(compile_multi_task) -> str:
     if returned is None:
         raise CheckFailed("compile_multi_task returned None: end it with `return model`")
     if returned is not model:
-        raise CheckFailed("compile_multi_task returned another model: compile the one it was given and return it")
+        raise CheckFailed(
+            "compile_multi_task returned another model: compile the one it was given and return it"
+        )
     if not getattr(model, "compiled", False):
         raise CheckFailed("the model is not compiled: call model.compile(optimizer=..., loss={...}, ...)")
     loss = model.loss
@@ -2272,7 +2297,9 @@ def check_08_3(compile_multi_task) -> str:
             "`loss` is not a dict: give each head its own loss, loss={'class': ..., 'group': ...}"
         )
     if set(loss) != set(TASKS_08):
-        raise CheckFailed(f"the loss dict's keys are {sorted(loss)}: use the output names 'class' and 'group'")
+        raise CheckFailed(
+            f"the loss dict's keys are {sorted(loss)}: use the output names 'class' and 'group'"
+        )
     for task in TASKS_08:
         value = loss[task]
         kind = type(value).__name__
@@ -2284,7 +2311,9 @@ def check_08_3(compile_multi_task) -> str:
         expect_from_logits(value, name=f"loss['{task}']")
     weights = _compile_part_08(model, "loss_weights")
     if weights is None:
-        raise CheckFailed("no loss_weights: pass loss_weights={'class': 1.0, 'group': 1.0} (or other positive weights)")
+        raise CheckFailed(
+            "no loss_weights: pass loss_weights={'class': 1.0, 'group': 1.0} (or other positive weights)"
+        )
     if not isinstance(weights, dict) or set(weights) != set(TASKS_08):
         raise CheckFailed("loss_weights should be a dict keyed by the output names 'class' and 'group'")
     if any(not isinstance(w, (int, float)) or w <= 0 for w in weights.values()):
@@ -2296,7 +2325,9 @@ def check_08_3(compile_multi_task) -> str:
             "'group': ['accuracy']}"
         )
     shown = ", ".join(f"{task} {weights[task]:g}" for task in TASKS_08)
-    return f"compiled with one from_logits cross-entropy per head, loss weights ({shown}) and accuracy per head"
+    return (
+        f"compiled with one from_logits cross-entropy per head, loss weights ({shown}) and accuracy per head"
+    )
 
 
 @register("08.4")
@@ -2312,7 +2343,9 @@ def check_08_4(model) -> str:
     _dict_outputs_08(model, x_test[:2], name="model")
     predicted = model.predict(x_test, verbose=0)
     truth = {"class": y_test, "group": np.array(GROUP_OF_CLASS_08)[y_test]}
-    accuracy = {task: float(np.mean(np.asarray(predicted[task]).argmax(axis=1) == truth[task])) for task in TASKS_08}
+    accuracy = {
+        task: float(np.mean(np.asarray(predicted[task]).argmax(axis=1) == truth[task])) for task in TASKS_08
+    }
     for task, at_least in AT_LEAST_08.items():
         if accuracy[task] < at_least:
             extra = " and that the group labels come from group_of_class (08.1)" if task == "group" else ""
@@ -2371,7 +2404,9 @@ def check_09_1(count_tokens, encoder) -> str:
             )
         if value == len(text):
             raise CheckFailed(f"count_tokens returned {value} {where}: that is the number of characters")
-        raise CheckFailed(f"count_tokens returned {value} {where}: count the ids that encoder.tokenizer(text) returns")
+        raise CheckFailed(
+            f"count_tokens returned {value} {where}: count the ids that encoder.tokenizer(text) returns"
+        )
     return f"count_tokens counts WordPiece tokens correctly ({len(SENTENCES_09)} sentences)"
 
 
@@ -2404,7 +2439,9 @@ def check_09_2(cosine_similarity) -> str:
                 "(np.linalg.norm); only unit-length vectors can skip that"
             )
         if np.isclose(value, 1 - expected, atol=1e-4):
-            raise CheckFailed("cosine_similarity returned 1 − cosine, the cosine distance: return the similarity")
+            raise CheckFailed(
+                "cosine_similarity returned 1 − cosine, the cosine distance: return the similarity"
+            )
         if np.isclose(value, float(u @ v) / float(np.linalg.norm(u)), atol=1e-3) or np.isclose(
             value, float(u @ v) / float(np.linalg.norm(v)), atol=1e-3
         ):
@@ -2475,7 +2512,9 @@ def check_06_1(GradientReversal) -> str:  # noqa: N803 — the answer is a class
     import keras
 
     if not isinstance(GradientReversal, type) or not issubclass(GradientReversal, keras.layers.Layer):
-        raise CheckFailed("`GradientReversal` should be a class: class GradientReversal(keras.layers.Layer): ...")
+        raise CheckFailed(
+            "`GradientReversal` should be a class: class GradientReversal(keras.layers.Layer): ..."
+        )
     for lambda_ in (0.5, 2.0):
         try:
             layer = GradientReversal(lambda_=lambda_)
@@ -2494,7 +2533,9 @@ def check_06_2(coral_loss) -> str:
     import numpy as np
 
     if not callable(coral_loss):
-        raise CheckFailed("`coral_loss` should be a function: def coral_loss(source_features, target_features): ...")
+        raise CheckFailed(
+            "`coral_loss` should be a function: def coral_loss(source_features, target_features): ..."
+        )
     rng = np.random.default_rng(6)
     source = rng.normal(size=(64, 8)).astype("float32")
     target = (rng.normal(size=(48, 8)) * np.linspace(0.5, 2.0, 8) + 0.3).astype("float32")
@@ -2568,7 +2609,9 @@ def check_06_3(adapted, source_model, x_target) -> str:
     mine = [layer for layer in walk_layers(adapted) if _is_batchnorm(layer)]
     original = [layer for layer in walk_layers(source_model) if _is_batchnorm(layer)]
     if not original:
-        raise CheckFailed("`source_model` has no BatchNormalization layer: use the model built in the notebook")
+        raise CheckFailed(
+            "`source_model` has no BatchNormalization layer: use the model built in the notebook"
+        )
     if len(mine) != len(original):
         raise CheckFailed(
             f"`adapted` has {len(mine)} BatchNormalization layers, `source_model` {len(original)}: copy the model"
@@ -2605,7 +2648,14 @@ def check_06_4(confident_pseudo_labels) -> str:
             "`confident_pseudo_labels` should be a function: def confident_pseudo_labels(logits, threshold): ..."
         )
     logits = np.array(
-        [[4.0, 0.0, 0.0], [0.2, 0.0, 0.1], [0.0, 3.0, 0.0], [1.0, 0.95, 0.9], [1.0, 1.0, 5.0], [0.0, 0.5, 2.5]],
+        [
+            [4.0, 0.0, 0.0],
+            [0.2, 0.0, 0.1],
+            [0.0, 3.0, 0.0],
+            [1.0, 0.95, 0.9],
+            [1.0, 1.0, 5.0],
+            [0.0, 0.5, 2.5],
+        ],
         dtype="float32",
     )
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
@@ -2630,7 +2680,9 @@ def check_06_4(confident_pseudo_labels) -> str:
                 "(softmax) first; the threshold is a probability"
             )
         if mask.all():
-            raise CheckFailed("the mask keeps every example: keep only those whose top probability ≥ threshold")
+            raise CheckFailed(
+                "the mask keeps every example: keep only those whose top probability ≥ threshold"
+            )
         raise CheckFailed(
             "the mask keeps the wrong examples: keep those whose largest softmax probability is ≥ threshold"
         )
@@ -2638,4 +2690,6 @@ def check_06_4(confident_pseudo_labels) -> str:
         raise CheckFailed("labels should hold only the kept examples' labels (apply the mask)")
     if not np.array_equal(labels.reshape(-1), expected_labels):
         raise CheckFailed("the labels are not the kept examples' arg-max classes")
-    return "confident_pseudo_labels keeps the examples with softmax confidence ≥ threshold, labelled by arg-max"
+    return (
+        "confident_pseudo_labels keeps the examples with softmax confidence ≥ threshold, labelled by arg-max"
+    )

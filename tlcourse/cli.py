@@ -186,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="check this machine for the course and say how to fix problems")
     fetch = sub.add_parser("fetch", help="download datasets and weights for offline use")
-    fetch.add_argument("names", nargs="+", help="dataset or model names, e.g. efficientnet_lite0 minilm beans")
+    fetch.add_argument(
+        "names", nargs="+", help="dataset or model names, e.g. efficientnet_lite0 minilm beans"
+    )
     sub.add_parser("test-env", help=argparse.SUPPRESS)
     build = sub.add_parser("build", help="regenerate notebooks/, solutions/ and exercises/ from sources/")
     build.add_argument("--execute", action="store_true", help="re-run solutions to refresh check outputs")

@@ -1350,7 +1350,11 @@ def history(h, *, stage_boundaries: Sequence[int] | None = None, stage_names: Se
     # tlcourse.train's History lists where every stage starts, the first at epoch 0: only the
     # later ones are boundaries worth a line.
     boundaries = [b for b in boundaries if b > 0]
-    names = stage_names if stage_names is not None else getattr(h, "stage_names", None) or getattr(h, "stages", None)
+    names = (
+        stage_names
+        if stage_names is not None
+        else getattr(h, "stage_names", None) or getattr(h, "stages", None)
+    )
     metrics = [k for k in values if not k.startswith("val_") and k not in ("learning_rate", "lr")]
     metrics += [k[4:] for k in values if k.startswith("val_") and k[4:] not in values]
     columns = min(3, len(metrics))

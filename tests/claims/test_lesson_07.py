@@ -24,7 +24,11 @@ def test_ranking_at_the_smallest_fraction(records):
     standard_error = math.sqrt(
         extraction["std"] ** 2 / extraction["n"] + fine_tuning["std"] ** 2 / fine_tuning["n"]
     )
-    assert fine_tuning["mean"] >= extraction["mean"] - standard_error, (extraction, fine_tuning, standard_error)
+    assert fine_tuning["mean"] >= extraction["mean"] - standard_error, (
+        extraction,
+        fine_tuning,
+        standard_error,
+    )
     assert scratch["mean"] < fine_tuning["mean"], (scratch, fine_tuning)
 
 
@@ -37,7 +41,9 @@ def test_the_gap_shrinks_as_data_grows(records):
         return best - results["scratch"]["mean"]
 
     assert comparison[smallest]["n_train"] < comparison[largest]["n_train"]
-    assert gap(largest) < gap(smallest), f"gap {gap(smallest):.3f} at {smallest} vs {gap(largest):.3f} at {largest}"
+    assert gap(largest) < gap(smallest), (
+        f"gap {gap(smallest):.3f} at {smallest} vs {gap(largest):.3f} at {largest}"
+    )
 
 
 def test_speed_was_measured_and_accuracies_are_labelled_published(records):

@@ -7,9 +7,13 @@ def test_multi_task_matches_single_task_within_3_points(records):
     accuracy = records("08")["accuracy"]
     for task in ("class", "group"):
         multi, single = accuracy["multi-task"][task], accuracy["single-task"][task]
-        assert multi["n"] >= 3 and single["n"] >= 3, f"{task}: need ≥ 3 seeds, got {multi['n']} and {single['n']}"
+        assert multi["n"] >= 3 and single["n"] >= 3, (
+            f"{task}: need ≥ 3 seeds, got {multi['n']} and {single['n']}"
+        )
         gap = abs(multi["mean"] - single["mean"])
-        assert gap <= 0.03, f"{task}: multi-task {multi['mean']:.3f} vs single-task {single['mean']:.3f} ({gap:.3f})"
+        assert gap <= 0.03, (
+            f"{task}: multi-task {multi['mean']:.3f} vs single-task {single['mean']:.3f} ({gap:.3f})"
+        )
 
 
 def test_one_base_instead_of_two(records):
