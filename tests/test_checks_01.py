@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import keras
 import pytest
+from checkrun import run
 
 from tlcourse import models
-from tlcourse.checks import WORKFLOW, check, parse_line
-
-
-def run(check_id, capsys, **answers):
-    result = check(check_id, namespace={}, **answers)
-    printed = capsys.readouterr().out
-    assert printed == result.line + "\n", "a check prints exactly its one line"
-    assert parse_line(printed) == result
-    return result
+from tlcourse.checks import WORKFLOW
 
 
 # --------------------------------------------------------------------------- 01.1

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checkrun import run
 
-from tlcourse.checks import SETTINGS_02, check, parse_line
-
-
-def run(check_id, capsys, **answers):
-    result = check(check_id, namespace={}, **answers)
-    printed = capsys.readouterr().out
-    assert printed == result.line + "\n", "a check prints exactly its one line"
-    assert parse_line(printed) == result
-    return result
-
+from tlcourse.checks import SETTINGS_02
 
 CORRECT = {number: setting for number, (setting, _) in SETTINGS_02.items()}
 

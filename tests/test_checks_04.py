@@ -6,17 +6,9 @@ import math
 
 import keras
 import pytest
+from checkrun import run
 
 from tlcourse import data, models, train
-from tlcourse.checks import check, parse_line
-
-
-def run(check_id, capsys, **answers):
-    result = check(check_id, namespace={}, **answers)
-    printed = capsys.readouterr().out
-    assert printed == result.line + "\n", "a check prints exactly its one line"
-    assert parse_line(printed) == result
-    return result
 
 
 def _is_bn(layer):

@@ -6,16 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from checkrun import run
 
-from tlcourse.checks import check, parse_line
-
-
-def run(check_id, capsys, **answers):
-    result = check(check_id, namespace={}, **answers)
-    printed = capsys.readouterr().out
-    assert printed == result.line + "\n"
-    assert parse_line(printed) == result
-    return result
+from tlcourse.checks import check
 
 
 def failed_with(result, text):

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checkrun import run
 
 from tlcourse import models
-from tlcourse.checks import PUBLISHED_TOP1_07, check, parse_line
+from tlcourse.checks import PUBLISHED_TOP1_07
 from tlcourse.train import Comparison
-
-
-def run(check_id, capsys, **answers):
-    result = check(check_id, namespace={}, **answers)
-    printed = capsys.readouterr().out
-    assert printed == result.line + "\n", "a check prints exactly its one line"
-    assert parse_line(printed) == result
-    return result
-
 
 CATALOGUE = models.catalog()
 

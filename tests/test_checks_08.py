@@ -5,18 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from checkrun import run
 
-from tlcourse.checks import check, parse_line
+from tlcourse.checks import check
 
 CORRECT_GROUPS = [0, 0, 0, 0, 0, 1, 0, 1, 2, 1]
-
-
-def run(check_id, capsys, **answers):
-    result = check(check_id, namespace={}, **answers)
-    printed = capsys.readouterr().out
-    assert printed == result.line + "\n", "a check prints exactly its one line"
-    assert parse_line(printed) == result
-    return result
 
 
 # --------------------------------------------------------------------------- 08.1

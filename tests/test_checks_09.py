@@ -5,16 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-
-from tlcourse.checks import check, parse_line
-
-
-def run(check_id, capsys, **answers):
-    result = check(check_id, namespace={}, **answers)
-    printed = capsys.readouterr().out
-    assert printed == result.line + "\n", "a check prints exactly its one line"
-    assert parse_line(printed) == result
-    return result
+from checkrun import run
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from checkrun import run
 
-from tlcourse.checks import check, parse_line
 from tlcourse.data import DataBundle
 
 SIZE, CLASSES = 8, 3
-
-
-def run(check_id, capsys, **answers):
-    result = check(check_id, namespace={}, **answers)
-    printed = capsys.readouterr().out
-    assert printed == result.line + "\n", "a check prints exactly its one line"
-    assert parse_line(printed) == result
-    return result
 
 
 def assert_fails(result, hint):
