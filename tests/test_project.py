@@ -119,3 +119,15 @@ def test_readme_lesson_map_links_every_lesson_and_only_existing_ones():
     assert linked <= lessons, f"README links lessons that do not exist: {sorted(linked - lessons)}"
     for path in lessons:
         assert f"colab.research.google.com/github/tlcourse/tlcourse/blob/main/{path}" in readme
+
+
+def test_course_at_a_glance_states_each_lessons_own_time():
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| (\d\d) \| \[.*?\]\(notebooks/.*?\) \| .*? \| (\d+) min \|", readme, re.M))
+    for source in sorted((ROOT / "sources" / "notebooks").glob("*.py")):
+        stated = re.search(r"^# \*\*Time:\*\* about (\d+) minutes", source.read_text(), re.M)
+        assert stated, f"{source.name} does not state its time ('**Time:** about N minutes')"
+        assert rows.get(source.stem[:2]) == stated.group(1), (
+            f"README's 'Course at a glance' gives lesson {source.stem[:2]} {rows.get(source.stem[:2])} min, "
+            f"the lesson says {stated.group(1)} min"
+        )

@@ -114,6 +114,15 @@ tlcourse.viz.filters(lite0, max_filters=32)
 # simple light/dark edge; networks with larger first kernels, such as AlexNet's 11×11 (Krizhevsky et al., 2012,
 # figure 3), show the classic oriented edges and colour blobs. Either way, these are detectors that any
 # photo needs, whatever the classes — that generality is what makes the lower layers reusable.
+#
+# A static figure shows a few layers; the **feature-map explorer** lets you walk through all of them. Pick
+# an image (or upload your own photo), then move the *depth* slider or choose a layer: the panel on the right
+# shows that layer's channels, 16 at a time (◀ ▶ turn the pages). Watch the maps shrink and become more
+# abstract as you go deeper. (The explorer needs a live kernel: in a saved or rendered notebook it shows nothing.)
+
+# %%
+explorer = tlcourse.viz.FeatureMapExplorer(lite0)
+explorer
 
 # %% [markdown]
 # ## 3. The workflow
