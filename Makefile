@@ -22,7 +22,7 @@ help:
 	@echo "make lab     open the course in JupyterLab (creates .venv on first run)"
 	@echo "make test    run every test offline (creates .venv on first run)"
 	@echo "make bench   measure the speed ratios in bench/RESULTS.md"
-	@echo "make course  run all lessons headless into build/ (executed notebooks + HTML)"
+	@echo "make course  run all lessons headless into build/course (PROFILE=ci LESSONS=\"00 03\" PARAMS=\"EPOCHS=2\")"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ $(VENV)/.lab: pyproject.toml | $(PY)
 comma := ,
 $(VENV)/.test: pyproject.toml | $(PY)
 	$(call install,test$(comma)dev)
+
+$(VENV)/.browser: pyproject.toml | $(PY)
+	$(call install,test$(comma)dev$(comma)browser)
 
 lab: $(VENV)/.lab
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = "Darwin" ]; then browser=""; else browser="--no-browser"; fi; \
@@ -56,14 +59,35 @@ test: $(VENV)/.test
 	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse.cli test-env
 	$(TEST_ENV) TLCOURSE_SOCKET_GUARD=1 $(PY) -m pytest -n $(JOBS) --dist loadfile \
 		--nbval-lax --nbval-current-env --junitxml=build/junit.xml \
-		--ignore=tests/claims tests tlcourse notebooks solutions -q
+		--ignore=tests/claims --ignore=tests/browser tests tlcourse notebooks solutions -q
 	$(TEST_ENV) $(PY) -m pytest tests/claims -q
+
+# Lesson 01 in a real browser: headless Chromium (Playwright) drives JupyterLab through Run All and
+# the feature-map explorer; screenshots go to build/screenshots/. The browser is Debian's chromium
+# (installed here when missing and running as root), never Playwright's own download.
+CHROMIUM := /usr/bin/chromium
+
+test-browser: $(VENV)/.browser
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium for the browser test"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "make test-browser needs Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' first" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse.cli test-env
+	TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_CACHE=$(CURDIR)/build/cache \
+		$(PY) -m pytest tests/browser --timeout=900 -q -rs
 
 bench: $(VENV)/.test
 	TLCOURSE_PROFILE=cpu $(PY) -m bench
 
+# Lessons headless into build/course (executed notebooks, HTML, index.html, a table; exit 1 if one
+# fails): `make course PROFILE=ci`, `make course LESSONS="00 03"`, `make course LESSONS=01 PARAMS="EPOCHS=2"`.
 course: $(VENV)/.test
-	$(PY) -m tlcourse.cli run
+	$(PY) -m tlcourse.cli run $(if $(PROFILE),--profile $(PROFILE)) $(addprefix -p ,$(PARAMS)) $(LESSONS)
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check tlcourse tests bench sources docs

@@ -1158,7 +1158,13 @@ class FeatureMapExplorer:
                 [self.previous_button, self.next_button] + ([self.model_toggle] if compare_with else [])
             ),
         ]
-        self.widget = widgets.VBox([*controls, self.header, widgets.HBox([self.thumbnail, self.view])])
+        self.widget = widgets.VBox(
+            [
+                *controls,
+                self.header,
+                widgets.HBox([self.thumbnail, self.view], layout=widgets.Layout(align_items="flex-start")),
+            ]
+        )
         self._update(image_changed=True)
 
     # ---- display
