@@ -176,9 +176,20 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """0 when every lesson passed, 1 when one failed, 130 when stopped by Ctrl-C."""
     from tlcourse import notebooks
 
-    return 0 if notebooks.run_course(args.notebooks, profile=args.profile, output=Path(args.output)) else 1
+    run = notebooks.run_course(
+        args.notebooks,
+        profile=args.profile,
+        parameters=notebooks.parse_parameters(args.parameters),
+        output=Path(args.output),
+        timeout=args.timeout,
+        keep_going=args.keep_going,
+    )
+    if run.interrupted:
+        return 130
+    return 0 if run.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,9 +208,26 @@ def build_parser() -> argparse.ArgumentParser:
     progress.add_argument("paths", nargs="*", help="exercise notebooks (default: exercises/*.ipynb)")
     progress.add_argument("--details", action="store_true", help="list every check, not just the counts")
     run = sub.add_parser("run", help="run lessons headless into build/ as executed notebooks and HTML")
-    run.add_argument("notebooks", nargs="*", help="lessons to run (default: all)")
+    run.add_argument(
+        "notebooks", nargs="*", help="lessons to run: numbers (03), names or .ipynb paths (default: all)"
+    )
     run.add_argument("--profile", default=None, help="full, cpu or ci (default: chosen by the machine)")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a name of the lessons' `parameters` cell, e.g. -p EPOCHS=2 -p PROFILE='\"ci\"' (repeatable)",
+    )
     run.add_argument("--output", default="build/course", help="where to write the results")
+    run.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default: 1800)")
+    run.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every cell even after one fails (default: stop the lesson)",
+    )
     return parser
 
 
