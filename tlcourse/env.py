@@ -6,6 +6,7 @@ that depends on the machine in one place, so that lessons only read the result.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -353,8 +354,35 @@ def check_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
+@contextlib.contextmanager
+def _native_stderr_hidden():
+    """Send what C++ code writes to file descriptor 2 to /dev/null for the duration of the block.
+
+    TensorFlow 2.20+ logs through absl before absl is initialised, which ignores TF_CPP_MIN_LOG_LEVEL
+    ("oneDNN custom operations are on", "failed call to cuInit"): in a notebook those lines land in the
+    first cell as red stderr. Python exceptions are unaffected (they are not written to the descriptor).
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (some embedded interpreters): nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ and Python log noise out of the notebook."""
+    """Keep TensorFlow's C++ and Python log noise out of the notebook.
+
+    ``TF_CPP_MIN_LOG_LEVEL=0`` (set before ``import tlcourse``) keeps every native log line visible.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import absl.logging
@@ -362,8 +390,11 @@ def quiet_tensorflow() -> None:
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:
         pass
-    import tensorflow as tf
+    hide = "tensorflow" not in sys.modules and os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"
+    with _native_stderr_hidden() if hide else contextlib.nullcontext():
+        import tensorflow as tf
 
+        tf.config.list_physical_devices()  # initialises the device plugins, which log too
     tf.get_logger().setLevel("ERROR")
 
 
