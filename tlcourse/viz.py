@@ -1267,8 +1267,9 @@ class FeatureMapExplorer:
         self.header.value = (
             f"<b>{info.name}</b> ({_kind(entry.layer)}) · output {'×'.join(map(str, info.shape))} · "
             f"receptive field {_rf_text((info.receptive_field, None, info.approximate))} · "
-            f"channels by activity, page {self.page + 1}/{pages} · {self._labels[self.model_index]} · "
-            f"{self.last_update_seconds * 1000:.0f} ms"
+            f"channels by activity, page {self.page + 1}/{pages} · "
+            + (f"{self._labels[self.model_index]} · " if len(self._models) > 1 else "")
+            + f"{self.last_update_seconds * 1000:.0f} ms"
         )
 
 

@@ -125,6 +125,10 @@ def test_lesson_01_runs_in_jupyterlab_without_errors(lesson):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator(f"{NOTEBOOK} .jp-Cell").first.scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "lab_lesson01.png")
+    figures = page.locator(f'{NOTEBOOK} .jp-OutputArea-output[data-mime-type="image/png"] img')
+    assert figures.count() >= 3, f"expected the lesson's figures, found {figures.count()}"
+    figures.last.scroll_into_view_if_needed()  # the experiment's result: transfer vs. from scratch
+    page.screenshot(path=SCREENSHOTS / "lab_lesson01_results.png")
 
 
 def test_feature_map_explorer_redraws_when_a_layer_is_picked(lesson):
