@@ -120,6 +120,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from tlcourse import env
+
+    env.quiet_tensorflow()  # before the modules that import TensorFlow
     from tlcourse import data, models
 
     failed = []
@@ -138,6 +141,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_test_env(args: argparse.Namespace) -> int:
     """Prepare the offline assets for `make test` and say what is missing (never fails)."""
+    from tlcourse import env
+
+    env.quiet_tensorflow()  # before the modules that import TensorFlow
     from tlcourse import models
 
     for name in models.FETCHABLE_FROM_REGISTRY:
