@@ -119,6 +119,25 @@ def test_extract_features_caches_and_is_invalidated_by_each_part_of_the_key(imag
     assert train.extract_features(big_base, (x24, y), verbose=0).source == "computed"
 
 
+def test_extract_features_traces_the_base_once_for_every_split_and_batch_size(images):
+    (x, y), (xv, yv) = images
+    base = make_base("traced_once")
+    # 120 in batches of 32 ends with a short batch; then other sizes, a tf.data pipeline, another split.
+    first = train.extract_features(base, (x, y), batch_size=32, cache=False, verbose=0)
+    again = train.extract_features(base, (x, y), batch_size=7, cache=False, verbose=0)
+    piped = train.extract_features(
+        base, tf.data.Dataset.from_tensor_slices((x, y)).batch(16), cache=False, verbose=0
+    )
+    val = train.extract_features(base, (xv, yv), cache=False, verbose=0)
+    [embed] = [fn for ref, fn in train._EMBEDDERS.values() if ref() is base]
+    assert embed.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(again.features, first.features, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(piped.features, first.features, rtol=1e-5, atol=1e-5)
+    assert val.features.shape == (60, 8)
+    assert first.labels.dtype == np.int64 and piped.labels.dtype == np.int64
+    np.testing.assert_array_equal(piped.labels, y)
+
+
 # --------------------------------------------------------------------------- heads
 def test_fit_head_linear_and_mlp_learn_and_one_hot_labels_work():
     rng = np.random.default_rng(0)

@@ -916,7 +916,10 @@ def extract_features(
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged file: compute again
 
-    features, labels = _predict_with_labels(base, dataset, verbose=verbose)
+    arrays = tuple(np.asarray(a) for a in data) if _is_arrays(data) else None
+    features, labels = _predict_with_labels(
+        base, dataset, verbose=verbose, arrays=arrays, batch_size=global_batch
+    )
     if len(features) == 0:
         raise DataError("The dataset to extract features from is empty.", hint="Check the split and filters.")
     result = Features(features, labels, cache_key, "computed", time.perf_counter() - started)
@@ -960,7 +963,77 @@ def _feature_wrapper(base, x_spec, y_spec) -> keras.Model:
     return wrapper
 
 
-def _predict_with_labels(base, dataset: tf.data.Dataset, *, verbose) -> tuple[np.ndarray, np.ndarray]:
+_EMBEDDERS: dict[tuple, tuple[weakref.ref, Callable]] = {}
+
+
+def _embedder(base, x_spec: tf.TensorSpec) -> Callable:
+    """base → float32 ``[n, d]`` as one ``tf.function`` for any batch size.
+
+    Traced once per (base, image shape and dtype, precision policy) and reused for every split
+    and every later call: Keras's ``predict`` traces its step again for a short last batch, and
+    once more for each new wrapper model. The function holds the base weakly (its graph keeps
+    the variables), so a dropped base is not kept alive by this cache.
+    """
+    policy = keras.mixed_precision.global_policy().name
+    key = (id(base), tuple(x_spec.shape[1:]), x_spec.dtype.name, policy)
+    found = _EMBEDDERS.get(key)
+    if found is not None and found[0]() is base:
+        return found[1]
+    base_ref = weakref.ref(base)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *x_spec.shape[1:]], x_spec.dtype)])
+    def embed(images):
+        embedding = base_ref()(images, training=False)
+        if len(embedding.shape) > 2:
+            embedding = tf.reshape(embedding, [tf.shape(embedding)[0], -1])
+        return tf.cast(embedding, tf.float32)
+
+    for stale in [k for k, (ref, _) in _EMBEDDERS.items() if ref() is None]:
+        del _EMBEDDERS[stale]
+    _EMBEDDERS[key] = (base_ref, embed)
+    return embed
+
+
+def _progress(verbose, steps: int | None):
+    level = 1 if verbose == "auto" else int(verbose)
+    return keras.utils.Progbar(steps, verbose=level, unit_name="batch") if level else None
+
+
+def _predict_with_labels(
+    base, dataset: tf.data.Dataset, *, verbose, arrays=None, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pass of the frozen base over the data: (features float32 [n, d], labels as given).
+
+    On one replica, a loop over the batches calls :func:`_embedder` (numpy arrays are sliced
+    in place of going through tf.data; each batch keeps its labels beside its images); under a
+    multi-replica strategy, Keras's ``predict`` on a wrapper model spreads the batches over the
+    replicas.
+    """
+    if _replicas() > 1:
+        return _predict_distributed(base, dataset, verbose=verbose)
+    x_spec, y_spec = dataset.element_spec[:2]
+    embed = _embedder(base, x_spec)
+    if arrays is not None:
+        x, y = arrays
+        starts = range(0, len(x), batch_size)
+        batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in starts)
+        steps = len(starts)
+    else:
+        batches = (element[:2] for element in dataset.prefetch(tf.data.AUTOTUNE))
+        steps = int(dataset.cardinality()) if int(dataset.cardinality()) > 0 else None
+    progress = _progress(verbose, steps)
+    features, labels = [], []
+    for step, (x_batch, y_batch) in enumerate(batches, start=1):
+        features.append(embed(x_batch).numpy())
+        labels.append(_to_numpy(y_batch))
+        if progress is not None:
+            progress.update(step)
+    if not features:
+        return np.zeros((0, 0), np.float32), np.zeros((0,), y_spec.dtype.as_numpy_dtype)
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def _predict_distributed(base, dataset: tf.data.Dataset, *, verbose) -> tuple[np.ndarray, np.ndarray]:
     # One pass over the data keeps images and labels in step even if the pipeline shuffles:
     # a wrapper model carries the labels through untouched next to the base's output.
     x_spec, y_spec = dataset.element_spec[:2]
@@ -982,6 +1055,9 @@ def _as_xy(data, *, where: str) -> tuple[np.ndarray, np.ndarray]:
         f"The {where} must be Features or a (features, labels) pair of arrays; got {type(data).__name__}.",
         hint="Pass the result of extract_features(...).",
     )
+
+
+_HEAD_EVAL_BATCH = 1024  # rows of features per validation step in fit_head
 
 
 def fit_head(
@@ -1063,7 +1139,10 @@ def fit_head(
     if val is not None:
         xv, yv = _as_xy(val, where="validation features")
         _check_labels(yv, loss_kind=None, num_classes=num_classes, where="validation")
-        val = (xv, yv)
+        # Validation does not depend on the batch size: a head on cached features is evaluated
+        # in large batches, which saves per-step overhead after every epoch.
+        eval_batch = max(_global_batch(batch_size), _HEAD_EVAL_BATCH)
+        val = _array_dataset((xv, yv), eval_batch, shuffle=False)
     if head not in ("linear", "mlp"):
         raise unknown_name("head", head, ["linear", "mlp"])
     budget = _course().budget
