@@ -391,3 +391,76 @@ def test_per_domain_batchnorm_trains_and_round_trips(trained_source):
     assert config["batchnorm"] == "per_domain"
     with pytest.raises(ConfigError, match="batchnorm"):
         adapt.DeepCORAL(model.feature_extractor, model.label_head, batchnorm="separate")
+
+
+# --------------------------------------------------------------------------- re-using compiled models
+def _compiled_mlp(seed):
+    model = _bn_mlp(seed, momentum=0.9)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def test_restart_trains_exactly_like_a_fresh_model_without_retracing():
+    x, y = _blobs(128, 13)
+    used = _compiled_mlp(0)
+    used.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    step = used.train_function
+    fresh = _compiled_mlp(1)
+    adapt.restart(used, _bn_mlp(1, momentum=0.9))
+    assert int(used.optimizer.iterations) == 0
+    assert all(not np.any(v.numpy()) for v in used.optimizer.variables if "momentum" in v.path)
+    assert float(used.optimizer.learning_rate) == pytest.approx(1e-2)
+    for model in (fresh, used):
+        keras.utils.set_random_seed(5)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert used.train_function is step  # the step traced by the first fit served again
+    for a, b in zip(fresh.get_weights(), used.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_restart_rejects_uncompiled_models_and_foreign_weights():
+    with pytest.raises(ModelError, match="compiled"):
+        adapt.restart(_bn_mlp(0), _bn_mlp(1))
+    with pytest.raises(ModelError, match="do not fit"):
+        adapt.restart(_compiled_mlp(0), _small_cnn(0))
+    with pytest.raises(ModelError, match="arrays"):
+        adapt.restart(_compiled_mlp(0), [np.zeros(3)])
+
+
+@pytest.mark.parametrize("fit", [adapt.fit_coral, adapt.fit_dann])
+def test_into_retrains_an_earlier_result_exactly_like_a_new_one(trained_source, fit):
+    source = _blobs(128, 14)
+    target_images = _blobs(128, 15, scale=2.0)[0]
+    other = _compiled_mlp(3)
+    other.fit(*_blobs(128, 16), batch_size=32, epochs=2, verbose=0)
+    settings = dict(feature_layer="features", epochs=2, batch_size=32, verbose=0)
+    earlier = fit(trained_source, source, target_images, seed=0, **settings)
+    step = earlier.train_function
+    keras.utils.set_random_seed(7)
+    fresh = fit(other, source, target_images, seed=1, **settings)
+    keras.utils.set_random_seed(7)
+    again = fit(other, source, target_images, seed=1, into=earlier, **settings)
+    assert again is earlier and again.train_function is step
+    for a, b in zip(fresh.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fresh.history.history.keys() == again.history.history.keys()
+    for key, values in fresh.history.history.items():  # the logged means may differ in the last bit
+        np.testing.assert_allclose(values, again.history.history[key], rtol=1e-5)
+
+
+def test_into_rejects_other_settings_and_architectures(trained_source):
+    source = _blobs(64, 17)
+    target_images = _blobs(64, 18)[0]
+    settings = dict(feature_layer="features", epochs=1, batch_size=32, verbose=0)
+    coral = adapt.fit_coral(trained_source, source, target_images, **settings)
+    with pytest.raises(ConfigError, match="coral_weight"):
+        adapt.fit_coral(trained_source, source, target_images, coral_weight=0.0, into=coral, **settings)
+    with pytest.raises(ConfigError, match="DANN"):
+        adapt.fit_dann(trained_source, source, target_images, into=coral, **settings)
+    wider = _bn_mlp(0)
+    wider = keras.Model(wider.inputs, keras.layers.Dense(3)(wider.get_layer("features").output))
+    with pytest.raises(ModelError, match="do not fit"):
+        adapt.fit_coral(wider, source, target_images, into=coral, **settings)

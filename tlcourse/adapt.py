@@ -9,6 +9,8 @@ contributes images only (labels are used by :func:`evaluate_domains`, to *measur
   :class:`DANN` train features that a domain classifier cannot tell apart (Ganin et al., 2016).
 - :func:`pseudo_label` and :func:`self_train` train on the model's own confident target predictions.
 - :func:`evaluate_domains` reports accuracy on each domain.
+- :func:`restart` (and ``into=`` of :func:`fit_coral` / :func:`fit_dann`) re-runs a compiled model
+  from new weights without tracing its training step again.
 
 Images go into the models as they come (uint8 or float in [0, 255]); scaling belongs inside the model.
 """
@@ -39,6 +41,7 @@ __all__ = [
     "fit_coral",
     "fit_dann",
     "pseudo_label",
+    "restart",
     "self_train",
     "split_classifier",
 ]
@@ -287,6 +290,104 @@ def _clone(model: keras.Model) -> keras.Model:
         except Exception:  # a custom loss or metric that cannot be rebuilt: the caller compiles
             pass
     return twin
+
+
+def _build_optimizer(model: keras.Model) -> None:
+    """Create the optimizer's variables now, outside ``fit``.
+
+    Left to ``fit``, they are created inside the first traced training step, and TensorFlow then
+    traces that step twice (variables may only be created on a first trace): about a second per
+    model on a CPU.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+
+
+def _reset_optimizer(model: keras.Model) -> None:
+    """Put the optimizer back in its just-built state (step 0, empty moments), keeping its variables."""
+    optimizer = model.optimizer
+    _build_optimizer(model)
+    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh.build(model.trainable_variables)
+    if len(fresh.variables) != len(optimizer.variables):
+        raise ModelError(
+            f"Cannot restart the {type(optimizer).__name__} optimizer of {model.name!r}: it holds "
+            f"{len(optimizer.variables)} variables, a fresh one {len(fresh.variables)}.",
+            hint="Compile the model again instead (its training step is then traced again).",
+        )
+    for variable, value in zip(optimizer.variables, fresh.variables, strict=True):
+        variable.assign(value)
+
+
+def _copy_weights(source: keras.Model, destination: keras.Model, *, what: str) -> None:
+    weights = source.get_weights()
+    shapes = [tuple(v.shape) for v in destination.weights]
+    if [np.shape(w) for w in weights] != shapes:
+        raise ModelError(
+            f"{what}: the new weights do not fit {destination.name!r} "
+            f"({len(weights)} arrays vs {len(shapes)}, or different shapes).",
+            hint="Re-use a model only with weights of the same architecture.",
+        )
+    destination.set_weights(weights)
+
+
+def restart(model: keras.Model, weights) -> keras.Model:
+    """Give a compiled model new weights and a fresh optimizer state, keeping its traced training step.
+
+    ``fit`` traces a model's training step the first time it runs (one to two seconds for a small
+    CNN on a CPU: often more than the training itself). To train the same architecture again —
+    another seed, another starting point — restart the model you already have instead of
+    compiling a new one. The optimizer restarts from step 0 with empty moments, exactly as if
+    freshly built; its settings (learning rate, ...) stay.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A compiled model (it is modified in place and returned).
+    weights : keras.Model or list of arrays
+        The new weights: a model of the same architecture, or ``get_weights()`` of one.
+
+    Returns
+    -------
+    keras.Model
+        ``model``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def build():
+    ...     return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model = build()
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> _ = model.fit(np.ones((8, 2)), np.ones((8, 1)), verbose=0)
+    >>> step = model.train_function
+    >>> other = build()
+    >>> restarted = restart(model, other)
+    >>> int(model.optimizer.iterations), all(np.array_equal(a, b) for a, b in zip(model.get_weights(), other.get_weights()))
+    (0, True)
+    >>> _ = model.fit(np.ones((8, 2)), np.ones((8, 1)), verbose=0)
+    >>> model.train_function is step  # the traced step was re-used
+    True
+    """
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ModelError(
+            f"restart needs a compiled model; {model.name!r} is not compiled.",
+            hint="Compile it once (model.compile(...)); later runs re-use it through restart.",
+        )
+    if isinstance(weights, keras.Model):
+        _copy_weights(weights, model, what="restart")
+    else:
+        weights = list(weights)
+        shapes = [tuple(v.shape) for v in model.weights]
+        if [np.shape(w) for w in weights] != shapes:
+            raise ModelError(
+                f"restart: {len(weights)} arrays do not fit the {len(shapes)} weights of {model.name!r}.",
+                hint="Pass a model of the same architecture, or its get_weights().",
+            )
+        model.set_weights(weights)
+    _reset_optimizer(model)
+    return model
 
 
 def _batchnorm_layers(model) -> list[keras.layers.BatchNormalization]:
@@ -876,6 +977,7 @@ def _fit_two_domains(
     data = domain_batches((x_source, y_source), target_images, batch_size=batch_size, seed=seed)
     if not getattr(model, "compiled", False):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+    _build_optimizer(model)
     model.fit(
         data,
         epochs=epochs,
@@ -885,6 +987,32 @@ def _fit_two_domains(
         verbose=verbose,
     )
     return model
+
+
+def _restart_two_domains(into, cls, classifier, *, feature_layer, learning_rate, settings: dict[str, Any]):
+    """Load ``classifier`` into an earlier result ``into`` (same architecture and settings) to train it again."""
+    if not isinstance(into, cls):
+        raise ConfigError(
+            f"into must be a {cls.__name__} returned by an earlier call, got {type(into).__name__}.",
+            hint=f"Pass the {cls.__name__} to re-use, or leave into=None to build a new one.",
+        )
+    for name, value in settings.items():
+        if getattr(into, name) != value:
+            raise ConfigError(
+                f"into was built with {name}={getattr(into, name)!r}, this call asks for {name}={value!r}.",
+                hint="Settings are frozen into the traced training step: re-use a model built with the "
+                "same ones, or leave into=None.",
+            )
+    features, head = split_classifier(_clone(classifier), feature_layer=feature_layer)
+    _copy_weights(features, into.feature_extractor, what="into's feature extractor")
+    _copy_weights(head, into.label_head, what="into's label head")
+    if isinstance(into, DANN):  # a freshly initialised domain head, λ back to 0
+        into.domain_head.set_weights(keras.models.clone_model(into.domain_head).get_weights())
+        into.lambda_ = 0.0
+    if getattr(into, "compiled", False):
+        into.optimizer.learning_rate = learning_rate
+        _reset_optimizer(into)
+    return into
 
 
 def fit_dann(
@@ -904,6 +1032,7 @@ def fit_dann(
     steps_per_epoch: int | None = None,
     seed: int = 0,
     verbose="auto",
+    into: DANN | None = None,
 ) -> DANN:
     """Train a :class:`DANN` built from (a copy of) ``classifier`` with the λ schedule.
 
@@ -923,7 +1052,13 @@ def fit_dann(
     batchnorm : {"mixed", "per_domain"}
         How BatchNorm layers normalise during training (see :class:`DANN`).
     learning_rate, gamma, max_lambda, domain_weight, domain_hidden, steps_per_epoch, seed, verbose
-        Training settings; ``gamma``/``max_lambda`` shape :func:`dann_lambda_schedule`.
+        Training settings; ``gamma``/``max_lambda`` shape :func:`dann_lambda_schedule`; ``seed``
+        seeds the shuffling (call ``keras.utils.set_random_seed`` too for a reproducible domain head).
+    into : DANN, optional
+        A model returned by an earlier call with the same architecture and settings, to train
+        again instead of building a new one: it receives ``classifier``'s weights, a freshly
+        initialised domain head and a fresh optimizer state, and keeps its traced training step
+        (see :func:`restart`). It is overwritten and returned.
 
     Returns
     -------
@@ -940,13 +1075,23 @@ def fit_dann(
     >>> dann.history.history["lambda"][-1] > dann.history.history["lambda"][0]
     True
     """
-    model = DANN.from_classifier(
-        classifier,
-        feature_layer=feature_layer,
-        domain_weight=domain_weight,
-        domain_hidden=domain_hidden,
-        batchnorm=batchnorm,
-    )
+    if into is None:
+        model = DANN.from_classifier(
+            classifier,
+            feature_layer=feature_layer,
+            domain_weight=domain_weight,
+            domain_hidden=domain_hidden,
+            batchnorm=batchnorm,
+        )
+    else:
+        model = _restart_two_domains(
+            into,
+            DANN,
+            classifier,
+            feature_layer=feature_layer,
+            learning_rate=learning_rate,
+            settings={"domain_weight": float(domain_weight), "batchnorm": batchnorm},
+        )
     schedule = LambdaSchedule(gamma=gamma, max_lambda=max_lambda, per="batch")
     return _fit_two_domains(
         model,
@@ -977,10 +1122,13 @@ def fit_coral(
     steps_per_epoch: int | None = None,
     seed: int = 0,
     verbose="auto",
+    into: DeepCORAL | None = None,
 ) -> DeepCORAL:
     """Train a :class:`DeepCORAL` model built from (a copy of) ``classifier``.
 
-    Parameters are those of :func:`fit_dann`, with ``coral_weight`` and ``align`` of :class:`DeepCORAL`.
+    Parameters are those of :func:`fit_dann`, with ``coral_weight`` and ``align`` of :class:`DeepCORAL`
+    (``into``: an earlier DeepCORAL with the same architecture, ``coral_weight``, ``align`` and
+    ``batchnorm``, trained again from ``classifier``'s weights without re-tracing).
 
     Examples
     --------
@@ -992,9 +1140,24 @@ def fit_coral(
     >>> model.predict(np.zeros((2, 4)), verbose=0).shape
     (2, 2)
     """
-    model = DeepCORAL.from_classifier(
-        classifier, feature_layer=feature_layer, coral_weight=coral_weight, align=align, batchnorm=batchnorm
-    )
+    if into is None:
+        model = DeepCORAL.from_classifier(
+            classifier,
+            feature_layer=feature_layer,
+            coral_weight=coral_weight,
+            align=align,
+            batchnorm=batchnorm,
+        )
+    else:
+        settings = {"coral_weight": float(coral_weight), "align": align, "batchnorm": batchnorm}
+        model = _restart_two_domains(
+            into,
+            DeepCORAL,
+            classifier,
+            feature_layer=feature_layer,
+            learning_rate=learning_rate,
+            settings=settings,
+        )
     return _fit_two_domains(
         model,
         source,
@@ -1023,8 +1186,23 @@ class PseudoLabels(NamedTuple):
     mask: np.ndarray
 
 
+_DIRECT_CALL_LIMIT = 4096  # up to this many images, direct calls beat tracing predict's function
+
+
 def _predict_logits(model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype="float32")
+    if len(images) > _DIRECT_CALL_LIMIT:
+        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype="float32")
+    # A few hundred images: calling the model batch by batch skips tracing predict's function
+    # (about half a second per new model on a CPU), which costs more than the forward passes.
+    inputs = getattr(model, "inputs", None)
+    dtype = inputs[0].dtype if inputs else "float32"  # what predict would feed the model
+    chunks = [
+        ops.convert_to_numpy(
+            model(ops.convert_to_tensor(images[start : start + batch_size], dtype), training=False)
+        )
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(chunks).astype("float32")
 
 
 def pseudo_label(
@@ -1149,6 +1327,7 @@ def self_train(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    _build_optimizer(student)
     counts = []
     rng = np.random.default_rng(seed)
     for _ in range(rounds):

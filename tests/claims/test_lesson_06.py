@@ -1,7 +1,16 @@
 """Lesson 06's claims, over the budget's seeds (ci: digits → digits_m, 600 labelled source images, 600
-unlabelled target images): the best label-free method beats source-only on the target by ≥ 5 points on
-average and on every seed, and beats a control given the same extra epochs on the source alone by ≥ 3
-points on average and on every seed; train-on-target (which uses the labels) stays above it."""
+unlabelled target images, 8 source epochs then 3 adaptation epochs): the best label-free method beats
+source-only on the target by ≥ 5 points on average and on every seed, and beats a control given the same
+extra epochs on the source alone by ≥ 3 points on average and on every seed; train-on-target (which uses
+the labels) stays above it.
+
+The issue asks for ≥ 10 points. On this pair that is not a robust property of any method here: the
+adapted accuracy is stable (Deep CORAL ≈ 32-35% on every seed) but the source-only baseline moves by
+several points from seed to seed, so the mean gain over three seeds ranges from about +7 to +12.5
+points depending on which seeds they are (seeds 0-2: +10.3, 3-5: +7.7, 6-8: +12.5, 9-11: +7.0;
+measured with the lesson's code in the ci profile). Asserting 10 would hold only for lucky seeds, so
+the test asserts what held for all of them.
+"""
 
 import numpy as np
 
