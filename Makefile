@@ -9,9 +9,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # uv installs the wheels an order of magnitude faster than pip; plain pip is the fallback.
 define install
 	@if $(VENV)/bin/uv --version >/dev/null 2>&1; then \
-		$(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[$(1)]"; \
+		$(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[$(1)]" $(2); \
 	else \
-		$(PY) -m pip install --quiet -e ".[$(1)]"; \
+		$(PY) -m pip install --quiet -e ".[$(1)]" $(2); \
 	fi
 	@touch $@
 endef
@@ -32,11 +32,11 @@ $(VENV)/.lab: pyproject.toml | $(PY)
 	$(call install,lab)
 
 comma := ,
-$(VENV)/.test: pyproject.toml | $(PY)
-	$(call install,test$(comma)dev)
+$(VENV)/.test: pyproject.toml tools/pyproject.toml | $(PY)
+	$(call install,test$(comma)dev,-e ./tools)
 
-$(VENV)/.browser: pyproject.toml | $(PY)
-	$(call install,test$(comma)dev$(comma)browser)
+$(VENV)/.browser: pyproject.toml tools/pyproject.toml | $(PY)
+	$(call install,test$(comma)dev$(comma)browser,-e ./tools)
 
 lab: $(VENV)/.lab
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = "Darwin" ]; then browser=""; else browser="--no-browser"; fi; \
@@ -53,13 +53,13 @@ TEST_ENV := TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_CACHE=$(CURDIR)/buil
 	TLCOURSE_RECORD_DIR=$(CURDIR)/build/records
 
 test: $(VENV)/.test
-	$(VENV)/bin/ruff check tlcourse tests bench sources docs
-	$(VENV)/bin/ruff format --check --quiet tlcourse tests bench sources docs
+	$(VENV)/bin/ruff check tlcourse tools tests bench sources docs
+	$(VENV)/bin/ruff format --check --quiet tlcourse tools tests bench sources docs
 	@rm -rf build/records build/cache/runs
-	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse.cli test-env
+	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse_tools test-env
 	$(TEST_ENV) TLCOURSE_SOCKET_GUARD=1 $(PY) -m pytest -n $(JOBS) --dist loadfile \
 		--nbval-lax --nbval-current-env --junitxml=build/junit.xml \
-		--ignore=tests/claims --ignore=tests/browser tests tlcourse notebooks solutions -q
+		--ignore=tests/claims --ignore=tests/browser tests tlcourse tools/tlcourse_tools notebooks solutions -q
 	$(TEST_ENV) $(PY) -m pytest tests/claims -q
 
 # Lesson 01 in a real browser: headless Chromium (Playwright) drives JupyterLab through Run All and
@@ -77,7 +77,7 @@ test-browser: $(VENV)/.browser
 			exit 1; \
 		fi; \
 	fi
-	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse.cli test-env
+	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse_tools test-env
 	TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_CACHE=$(CURDIR)/build/cache \
 		$(PY) -m pytest tests/browser --timeout=900 -q -rs
 
@@ -87,18 +87,18 @@ bench: $(VENV)/.test
 # Lessons headless into build/course (executed notebooks, HTML, index.html, a table; exit 1 if one
 # fails): `make course PROFILE=ci`, `make course LESSONS="00 03"`, `make course LESSONS=01 PARAMS="EPOCHS=2"`.
 course: $(VENV)/.test
-	$(PY) -m tlcourse.cli run $(if $(PROFILE),--profile $(PROFILE)) $(addprefix -p ,$(PARAMS)) $(LESSONS)
+	$(PY) -m tlcourse_tools run $(if $(PROFILE),--profile $(PROFILE)) $(addprefix -p ,$(PARAMS)) $(LESSONS)
 
 lint: $(VENV)/.test
-	$(VENV)/bin/ruff check tlcourse tests bench sources docs
-	$(VENV)/bin/ruff format --check tlcourse tests bench sources docs
+	$(VENV)/bin/ruff check tlcourse tools tests bench sources docs
+	$(VENV)/bin/ruff format --check tlcourse tools tests bench sources docs
 
 format: $(VENV)/.test
-	$(VENV)/bin/ruff format tlcourse tests bench sources docs
-	$(VENV)/bin/ruff check --fix tlcourse tests bench sources docs
+	$(VENV)/bin/ruff format tlcourse tools tests bench sources docs
+	$(VENV)/bin/ruff check --fix tlcourse tools tests bench sources docs
 
 notebooks: $(VENV)/.test
-	$(PY) -m tlcourse.cli build
+	$(PY) -m tlcourse_tools build
 
 doctor: $(VENV)/.lab
 	$(PY) -m tlcourse.cli doctor

@@ -9,7 +9,7 @@ import tensorflow as tf
 from checkrun import run
 
 from tlcourse import checks
-from tlcourse.checks import CheckFailed, check
+from tlcourse.checks import CheckFailed, check, verify
 
 
 def dense_model(*layers, input_shape=(32, 32, 3)):
@@ -56,7 +56,7 @@ def test_unknown_check_id_fails_without_raising(capsys):
 def test_what_the_answer_prints_stays_out_of_the_line(capsys):
     def count_trainable_params(model):
         print("debugging...")
-        return checks.count_params(model.trainable_weights)
+        return verify.count_params(model.trainable_weights)
 
     assert run("00.2", capsys, count_trainable_params=count_trainable_params).passed
 
@@ -136,7 +136,7 @@ def test_00_2_correct(capsys):
         (lambda model: model.count_params(), "counts all"),
         (lambda model: len(model.trainable_weights), "the number of weight tensors"),
         (
-            lambda model: checks.count_params(w for w in model.trainable_weights if "kernel" in w.path),
+            lambda model: verify.count_params(w for w in model.trainable_weights if "kernel" in w.path),
             "misses the biases",
         ),
         (lambda model: None, "forget `return`"),
@@ -169,7 +169,7 @@ def _freeze_top_layer_only(model):
 
 
 def _freeze_all_but_batchnorm(model):
-    leaves = [layer for layer in checks.walk_layers(model) if not getattr(layer, "layers", None)]
+    leaves = [layer for layer in verify.walk_layers(model) if not getattr(layer, "layers", None)]
     for layer in leaves:
         if not isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
@@ -223,49 +223,49 @@ def _base_and_head():
 def test_expect_trainable_exactly_as_expected():
     base, model = _base_and_head()
     base.trainable = False
-    checks.expect_trainable(model, trainable=["head"])
+    verify.expect_trainable(model, trainable=["head"])
     with pytest.raises(CheckFailed, match="'head' of `model` should be frozen"):
-        checks.expect_trainable(model, trainable=[])
+        verify.expect_trainable(model, trainable=[])
     base.trainable = True
     with pytest.raises(CheckFailed, match="'conv', 'bn' of `model` should be frozen"):
-        checks.expect_trainable(model, trainable=["head"])
+        verify.expect_trainable(model, trainable=["head"])
     model.get_layer("head").trainable = False
     with pytest.raises(CheckFailed, match="'head' of `model` should be trainable but are frozen"):
-        checks.expect_trainable(model, trainable=["head", "base"])
+        verify.expect_trainable(model, trainable=["head", "base"])
     with pytest.raises(CheckFailed, match="no layer named tail"):
-        checks.expect_trainable(model, trainable=["tail"])
+        verify.expect_trainable(model, trainable=["tail"])
 
 
 def test_expect_batchnorm_frozen():
     base, model = _base_and_head()
     with pytest.raises(CheckFailed, match="1 of 1 BatchNormalization layers .* trainable"):
-        checks.expect_batchnorm_frozen(model)
+        verify.expect_batchnorm_frozen(model)
     base.get_layer("bn").trainable = False
-    assert checks.expect_batchnorm_frozen(model) == 1
+    assert verify.expect_batchnorm_frozen(model) == 1
 
 
 def test_expect_preprocessing():
     plain = dense_model(keras.layers.Flatten(), keras.layers.Dense(2))
     with pytest.raises(CheckFailed, match="no preprocessing layer"):
-        checks.expect_preprocessing(plain)
+        verify.expect_preprocessing(plain)
     inner = keras.Sequential(
         [keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 127.5, offset=-1)], name="pre"
     )
-    assert checks.expect_preprocessing(dense_model(inner, keras.layers.Flatten())) == [inner.layers[0].name]
+    assert verify.expect_preprocessing(dense_model(inner, keras.layers.Flatten())) == [inner.layers[0].name]
 
 
 def test_expect_from_logits():
     model = dense_model(keras.layers.Flatten(), keras.layers.Dense(3))
     with pytest.raises(CheckFailed, match="not compiled"):
-        checks.expect_from_logits(model)
+        verify.expect_from_logits(model)
     model.compile(loss="sparse_categorical_crossentropy")
     with pytest.raises(CheckFailed, match=r"SparseCategoricalCrossentropy\(from_logits=True\)"):
-        checks.expect_from_logits(model)
+        verify.expect_from_logits(model)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy())
     with pytest.raises(CheckFailed, match="from_logits=False"):
-        checks.expect_from_logits(model)
+        verify.expect_from_logits(model)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    checks.expect_from_logits(model)
+    verify.expect_from_logits(model)
 
 
 def test_expect_logits_catches_a_softmax_hidden_in_a_custom_layer():
@@ -274,9 +274,9 @@ def test_expect_logits_catches_a_softmax_hidden_in_a_custom_layer():
             return keras.ops.softmax(x)
 
     model = dense_model(keras.layers.Flatten(), keras.layers.Dense(4), Squash())
-    outputs = checks.expect_output_shape(model, (32, 32, 3), 4)
+    outputs = verify.expect_output_shape(model, (32, 32, 3), 4)
     with pytest.raises(CheckFailed, match="probabilities"):
-        checks.expect_logits(model, outputs)
+        verify.expect_logits(model, outputs)
 
 
 def test_expect_accuracy_on_arrays_and_datasets():
@@ -284,11 +284,11 @@ def test_expect_accuracy_on_arrays_and_datasets():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Identity()])
     x = np.array([[2.0, 0.0], [0.0, 2.0], [3.0, 1.0], [1.0, 3.0]], dtype="float32")
     y = np.array([0, 1, 0, 0])
-    assert checks.expect_accuracy(model, x, y, at_least=0.75) == pytest.approx(0.75)
+    assert verify.expect_accuracy(model, x, y, at_least=0.75) == pytest.approx(0.75)
     with pytest.raises(CheckFailed, match="below 0.80"):
-        checks.expect_accuracy(model, x, y, at_least=0.8)
+        verify.expect_accuracy(model, x, y, at_least=0.8)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
-    assert checks.expect_accuracy(model, dataset, at_least=0.5) == pytest.approx(0.75)
+    assert verify.expect_accuracy(model, dataset, at_least=0.5) == pytest.approx(0.75)
 
 
 class _Reversal(keras.layers.Layer):
@@ -305,10 +305,10 @@ class _Reversal(keras.layers.Layer):
 
 
 def test_expect_gradient_reversal():
-    assert checks.expect_gradient_reversal(_Reversal(0.5), factor=0.5) == pytest.approx(0.5)
+    assert verify.expect_gradient_reversal(_Reversal(0.5), factor=0.5) == pytest.approx(0.5)
     with pytest.raises(CheckFailed, match="does not reverse"):
-        checks.expect_gradient_reversal(keras.layers.Identity())
+        verify.expect_gradient_reversal(keras.layers.Identity())
     with pytest.raises(CheckFailed, match="λ = 2, expected λ = 1"):
-        checks.expect_gradient_reversal(_Reversal(2.0), factor=1.0)
+        verify.expect_gradient_reversal(_Reversal(2.0), factor=1.0)
     with pytest.raises(CheckFailed, match="changes its input"):
-        checks.expect_gradient_reversal(keras.layers.Lambda(lambda x: -x))
+        verify.expect_gradient_reversal(keras.layers.Lambda(lambda x: -x))

@@ -7,7 +7,7 @@ import pytest
 from checkrun import run
 
 from tlcourse import models
-from tlcourse.checks import WORKFLOW
+from tlcourse.checks.lesson_01 import WORKFLOW
 
 
 # --------------------------------------------------------------------------- 01.1

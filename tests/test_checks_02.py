@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from checkrun import run
 
-from tlcourse.checks import SETTINGS_02
+from tlcourse.checks.lesson_02 import SETTINGS_02
 
 CORRECT = {number: setting for number, (setting, _) in SETTINGS_02.items()}
 

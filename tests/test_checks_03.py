@@ -7,7 +7,7 @@ import pytest
 from checkrun import run
 
 from tlcourse import train
-from tlcourse.checks import _lesson_03_data
+from tlcourse.checks.lesson_03 import _lesson_03_data
 
 # --------------------------------------------------------------------------- 03.1
 SHAPE = (32, 32, 3)

@@ -7,7 +7,7 @@ import pytest
 from checkrun import run
 
 from tlcourse import models
-from tlcourse.checks import PUBLISHED_TOP1_07
+from tlcourse.checks.lesson_07 import PUBLISHED_TOP1_07
 from tlcourse.train import Comparison
 
 CATALOGUE = models.catalog()

@@ -17,7 +17,7 @@ BADGE = re.compile(
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_badge_points_at_this_notebook_and_install_cell_only_acts_on_colab(path):
-    from tlcourse.notebooks import REPO_URL
+    from tlcourse_tools.authoring import REPO_URL
 
     cells = json.loads(path.read_text())["cells"]
     first = "".join(cells[0]["source"])

@@ -13,17 +13,18 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from tlcourse_tools import authoring, running
 
-from tlcourse import cli, notebooks
+from tlcourse import cli
 from tlcourse.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSON_SOURCES = sorted((ROOT / "sources" / "notebooks").glob(notebooks.SOURCE_GLOB))
+LESSON_SOURCES = sorted((ROOT / "sources" / "notebooks").glob(authoring.SOURCE_GLOB))
 
 
 def _tiny_notebook(path: Path, cells: list[str], *, parameters: str | None = None) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = dict(notebooks.KERNELSPEC)
+    nb.metadata["kernelspec"] = dict(authoring.KERNELSPEC)
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem} title")]
     if parameters is not None:
         nb.cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
@@ -69,13 +70,13 @@ def test_lesson_has_one_literal_parameters_cell_before_setup(source):
             )
             names[node.targets[0].id] = ast.literal_eval(node.value)  # raises for anything but a literal
         assert "PROFILE" in names and names["PROFILE"] is None, f"{what}: PROFILE = None is missing"
-        assert notebooks.parameter_names(nb) == list(names)
+        assert running.parameter_names(nb) == list(names)
 
 
 # --------------------------------------------------------------------------- -p NAME=VALUE
 def test_parse_parameters_reads_literals_and_falls_back_to_text():
     items = ["EPOCHS=2", 'PROFILE="ci"', "SOURCE=mnist", "FRACTIONS=(0.1, 1.0)", "FINE_TUNE=false", "X=None"]
-    parsed = notebooks.parse_parameters(items)
+    parsed = running.parse_parameters(items)
     assert parsed == {
         "EPOCHS": 2,
         "PROFILE": "ci",
@@ -84,13 +85,13 @@ def test_parse_parameters_reads_literals_and_falls_back_to_text():
         "FINE_TUNE": False,
         "X": None,
     }
-    assert notebooks.parse_parameters(["PROFILE=ci"]) == notebooks.parse_parameters(['PROFILE="ci"'])
+    assert running.parse_parameters(["PROFILE=ci"]) == running.parse_parameters(['PROFILE="ci"'])
 
 
 @pytest.mark.parametrize("bad", ["EPOCHS", "=2", "2X=3", "EPOCHS=", "class=1", "A B=1"])
 def test_malformed_parameter_is_a_clear_error(bad):
     with pytest.raises(ConfigError, match=f"-p {bad}: a parameter is NAME=VALUE"):
-        notebooks.parse_parameters(["EPOCHS=2", bad])
+        running.parse_parameters(["EPOCHS=2", bad])
 
 
 def test_bad_parameters_stop_the_run_before_anything_runs(tmp_path, capsys):
@@ -106,7 +107,7 @@ def test_bad_parameters_stop_the_run_before_anything_runs(tmp_path, capsys):
     assert "-p EPOCHS: a parameter is NAME=VALUE" in capsys.readouterr().err
     plain = _tiny_notebook(tmp_path / "plain.ipynb", ["print(1)"])
     with pytest.raises(ConfigError, match=r"-p N=3: plain has no cell tagged `parameters`"):
-        notebooks.run_course([plain], parameters={"N": 3}, output=out)
+        running.run_course([plain], parameters={"N": 3}, output=out)
     assert cli.main(["run", "00", "--profile", "gpu", "--output", str(out)]) == 2
     assert "Unknown profile 'gpu'" in capsys.readouterr().err
     assert not out.exists(), "nothing may run (or be written) when the options are wrong"
@@ -114,8 +115,8 @@ def test_bad_parameters_stop_the_run_before_anything_runs(tmp_path, capsys):
 
 def test_inject_parameters_goes_right_after_the_parameters_cell_and_replaces_an_earlier_one(tmp_path):
     nb = nbformat.read(str(_boom(tmp_path)), as_version=4)
-    once = notebooks.inject_parameters(nb, {"N": 2})
-    twice = notebooks.inject_parameters(once, {"N": 3})
+    once = running.inject_parameters(nb, {"N": 2})
+    twice = running.inject_parameters(once, {"N": 3})
     tags = [cell.metadata.get("tags", []) for cell in twice.cells]
     assert tags[1:3] == [["parameters"], ["injected-parameters"]]
     assert twice.cells[2].source == "# Parameters\nN = 3"
@@ -130,8 +131,8 @@ def test_run_course_runs_a_real_lesson_with_an_injected_parameter(tmp_path, monk
     monkeypatch.setenv("TLCOURSE_RECORD_DIR", str(tmp_path / "records"))
     out = tmp_path / "course"
     # The kernels get TLCOURSE_PROFILE=cpu, and the injected PROFILE = "ci" wins over it.
-    run = notebooks.run_course(
-        ["00"], profile="cpu", parameters=notebooks.parse_parameters(['PROFILE="ci"']), output=out
+    run = running.run_course(
+        ["00"], profile="cpu", parameters=running.parse_parameters(['PROFILE="ci"']), output=out
     )
     assert run.ok, run.table()
     (row,) = run.rows
@@ -160,7 +161,7 @@ def test_run_course_runs_a_real_lesson_with_an_injected_parameter(tmp_path, monk
 def test_a_failing_notebook_fails_the_run(tmp_path, capsys):
     boom = _boom(tmp_path)
     good = _tiny_notebook(tmp_path / "good.ipynb", ["print('fine')"])
-    run = notebooks.run_course([boom, good], output=tmp_path / "out")
+    run = running.run_course([boom, good], output=tmp_path / "out")
     assert not run.ok
     assert [(r.name, r.status) for r in run.rows] == [("boom", "failed"), ("good", "passed")]
     # In [1] is the parameters cell, In [2] `x = 1`: the error is the next one, first line only.

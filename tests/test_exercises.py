@@ -9,8 +9,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from tlcourse_tools import authoring, running
+from tlcourse_tools import progress as exercise_progress
 
-from tlcourse import notebooks
 from tlcourse.checks import parse_line
 from tlcourse.errors import ConfigError
 
@@ -26,7 +27,7 @@ def _stdout(cell) -> str:
 
 @pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.stem)
 def test_exercise_runs_and_no_check_passes_or_crashes(path):
-    executed = notebooks.run_notebook(path, env=notebooks.TEST_ENV, allow_errors=True, timeout=600)
+    executed = running.run_notebook(path, env=authoring.TEST_ENV, allow_errors=True, timeout=600)
     checked = []
     for cell in executed.cells:
         if cell.cell_type != "code":
@@ -37,11 +38,11 @@ def test_exercise_runs_and_no_check_passes_or_crashes(path):
             assert [e.ename for e in errors] in ([], ["NotImplementedError"]), f"{cell.id}: {errors}"
             continue
         assert not errors, f"{path.name}: cell {cell.id} crashed: {errors[0].ename}: {errors[0].evalue}"
-        if notebooks._is_check_cell(cell):
+        if authoring.is_check_cell(cell):
             lines = _stdout(cell).splitlines()
             results = [parse_line(line) for line in lines]
             assert all(results), f"{path.name}: check cell {cell.id} printed more than its lines: {lines}"
-            assert [r.check_id for r in results] == notebooks.check_ids(cell.source)
+            assert [r.check_id for r in results] == authoring.check_ids(cell.source)
             assert all(r.status in ("not_attempted", "failed") for r in results), lines
             checked.extend(results)
     assert checked, f"{path.name} has no check cell"
@@ -64,7 +65,7 @@ def test_progress_counts_passed_checks_per_notebook(tmp_path):
     _answer(exercise, "answer-00-3", "def freeze(model):\n    model.trainable = False\n    return model")
     nbformat.write(exercise, str(tmp_path / "00_welcome.ipynb"))
 
-    result = notebooks.progress([tmp_path / "00_welcome.ipynb"], env=notebooks.TEST_ENV, timeout=600)
+    result = exercise_progress.progress([tmp_path / "00_welcome.ipynb"], env=authoring.TEST_ENV, timeout=600)
     (row,) = result.notebooks
     assert (row.passed, row.failed, row.not_attempted, row.total) == (1, 1, 1, 3)
     assert [r.status for r in row.results] == ["failed", "not_attempted", "passed"]
@@ -76,4 +77,4 @@ def test_progress_counts_passed_checks_per_notebook(tmp_path):
 
 def test_progress_refuses_what_is_not_a_notebook(tmp_path):
     with pytest.raises(ConfigError, match="not a notebook"):
-        notebooks.progress([tmp_path / "missing.ipynb"])
+        exercise_progress.progress([tmp_path / "missing.ipynb"])

@@ -74,7 +74,7 @@ def test_lite0_conversion_matches_the_pytorch_file():
 def test_lite0_backbone_is_flat_with_its_own_weights(lite0_classifier):
     base = models.backbone("efficientnet_lite0", input_shape=(96, 96, 3))
     assert base.output.shape == (None, 1280) and base.trainable is False
-    assert base.layers[1].name == "preprocess" and base.tlcourse_info.offline
+    assert base.layers[1].name == "preprocess" and models.base_info(base).offline
     probe = keras.Model(base.inputs[0], base.get_layer("block6a_expand_conv").output)
     assert probe(np.zeros((1, 96, 96, 3), "float32")).shape == (1, 6, 6, 672)
     mine, theirs = base.get_layer("stem_conv"), lite0_classifier.get_layer("stem_conv")
@@ -136,8 +136,8 @@ def test_catalog_knows_sizes_and_preprocessing():
 def test_random_weight_bases_match_the_catalogue():
     for name in ("mobilenet_v2", "mobilenet_v3_small"):
         base = models.backbone(name, weights=None, input_shape=(64, 64, 3))
-        assert base.count_params() == base.tlcourse_info.params
-        assert base.output.shape == (None, base.tlcourse_info.feature_dim)
+        assert base.count_params() == models.base_info(base).params
+        assert base.output.shape == (None, models.base_info(base).feature_dim)
         assert base.get_layer("avg_pool") is base.layers[-1] and base.trainable_weights == []
 
 
@@ -186,7 +186,7 @@ def test_unfreeze_top_from_layer_and_the_report():
 
     models.unfreeze(base, from_layer="conv_1")
     assert [layer.name for layer in base.layers if layer.trainable and layer.weights] == ["conv_1"]
-    models.freeze(base)
+    base.trainable = False
     assert base.trainable_weights == []
 
 
@@ -264,8 +264,8 @@ def test_source_model_is_trained_once_and_cached():
     started = time.perf_counter()
     again = models.source_model(classes=(0, 1), epochs=1, progress=False)
     assert time.perf_counter() - started < 10
-    assert first.tlcourse_source["test_accuracy"] > 0.9  # T-shirt/top vs. trouser
-    assert first.tlcourse_source["class_names"] == ["T-shirt/top", "Trouser"]
+    assert models.source_facts(first)["test_accuracy"] > 0.9  # T-shirt/top vs. trouser
+    assert models.source_facts(first)["class_names"] == ["T-shirt/top", "Trouser"]
     x = np.random.default_rng(1).integers(0, 256, (4, 28, 28, 3)).astype("uint8")
     np.testing.assert_array_equal(first.predict(x, verbose=0), again.predict(x, verbose=0))
 

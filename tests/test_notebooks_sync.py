@@ -7,24 +7,24 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from tlcourse_tools import authoring
 
-from tlcourse import notebooks
 from tlcourse.checks import parse_line
 from tlcourse.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSON_SOURCES = sorted((ROOT / "sources" / "notebooks").glob(notebooks.SOURCE_GLOB))
-SOLUTION_SOURCES = sorted((ROOT / "sources" / "solutions").glob(notebooks.SOURCE_GLOB))
+LESSON_SOURCES = sorted((ROOT / "sources" / "notebooks").glob(authoring.SOURCE_GLOB))
+SOLUTION_SOURCES = sorted((ROOT / "sources" / "solutions").glob(authoring.SOURCE_GLOB))
 REBUILD = "run `tlcourse build` (or `make notebooks`) and commit the result"
 
 
-def _read(path: Path):
+def read_notebook(path: Path):
     assert path.exists(), f"{path.relative_to(ROOT)} is missing: {REBUILD}"
     return nbformat.read(str(path), as_version=4)
 
 
 def _same_text(path: Path, expected) -> None:
-    assert path.read_text(encoding="utf-8") == notebooks._dumps(expected), (
+    assert path.read_text(encoding="utf-8") == authoring.dumps(expected), (
         f"{path.relative_to(ROOT)} differs from what its source builds: {REBUILD}"
     )
 
@@ -36,8 +36,8 @@ def _outputs(nb) -> list[tuple[str, list]]:
 @pytest.mark.parametrize("source", LESSON_SOURCES, ids=lambda p: p.stem)
 def test_lesson_notebook_is_built_from_its_source(source):
     path = ROOT / "notebooks" / f"{source.stem}.ipynb"
-    nb = _read(path)
-    _same_text(path, notebooks.lesson_notebook(source.read_text(encoding="utf-8")))
+    nb = read_notebook(path)
+    _same_text(path, authoring.lesson_notebook(source.read_text(encoding="utf-8")))
     assert _outputs(nb) == [], f"{path.name} stores outputs"
     assert all(cell.get("execution_count") is None for cell in nb.cells if cell.cell_type == "code")
 
@@ -45,9 +45,9 @@ def test_lesson_notebook_is_built_from_its_source(source):
 @pytest.mark.parametrize("source", SOLUTION_SOURCES, ids=lambda p: p.stem)
 def test_solution_notebook_is_built_from_its_source(source):
     path = ROOT / "solutions" / f"{source.stem}.ipynb"
-    nb = _read(path)
-    _same_text(path, notebooks.solution_notebook(source.read_text(encoding="utf-8"), previous=nb))
-    check_cells = [cell for cell in nb.cells if notebooks._is_check_cell(cell)]
+    nb = read_notebook(path)
+    _same_text(path, authoring.solution_notebook(source.read_text(encoding="utf-8"), previous=nb))
+    check_cells = [cell for cell in nb.cells if authoring.is_check_cell(cell)]
     assert check_cells, f"{path.name} has no check cell"
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -63,16 +63,16 @@ def test_solution_notebook_is_built_from_its_source(source):
         )
         assert [(o.output_type, o.get("name")) for o in cell.outputs] == [("stream", "stdout")]
         lines = [parse_line(line) for line in cell.outputs[0].text.splitlines()]
-        assert [r.check_id for r in lines if r] == notebooks.check_ids(cell.source)
+        assert [r.check_id for r in lines if r] == authoring.check_ids(cell.source)
         assert all(r is not None and r.passed for r in lines), f"{path.name}: the solution fails {cell.id}"
 
 
 @pytest.mark.parametrize("source", SOLUTION_SOURCES, ids=lambda p: p.stem)
 def test_solution_cells_carry_nbgrader_metadata(source):
-    nb = _read(ROOT / "solutions" / f"{source.stem}.ipynb")
+    nb = read_notebook(ROOT / "solutions" / f"{source.stem}.ipynb")
     graded = {cell.id: cell.metadata["nbgrader"] for cell in nb.cells if "nbgrader" in cell.metadata}
     for cell in nb.cells:
-        if notebooks._is_check_cell(cell):
+        if authoring.is_check_cell(cell):
             meta = graded[cell.id]
             assert meta["grade"] and meta["locked"] and not meta["solution"] and meta["points"] >= 1
         elif cell.cell_type == "code" and "BEGIN SOLUTION" in cell.source:
@@ -85,10 +85,10 @@ def test_solution_cells_carry_nbgrader_metadata(source):
 
 @pytest.mark.parametrize("source", SOLUTION_SOURCES, ids=lambda p: p.stem)
 def test_exercise_notebook_is_built_from_the_solutions(source):
-    solution = _read(ROOT / "solutions" / f"{source.stem}.ipynb")
+    solution = read_notebook(ROOT / "solutions" / f"{source.stem}.ipynb")
     path = ROOT / "exercises" / f"{source.stem}.ipynb"
-    nb = _read(path)
-    _same_text(path, notebooks.exercise_notebook(solution))
+    nb = read_notebook(path)
+    _same_text(path, authoring.exercise_notebook(solution))
     assert _outputs(nb) == [], f"{path.name} stores outputs"
     text = path.read_text(encoding="utf-8")
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
@@ -106,7 +106,7 @@ def test_no_generated_notebook_without_a_source():
 
 
 def test_build_in_check_mode_reports_nothing_to_do():
-    assert notebooks.build(root=ROOT, check=True) == []
+    assert authoring.build(root=ROOT, check=True) == []
 
 
 # --------------------------------------------------------------------------- the conversion itself
@@ -143,13 +143,13 @@ def test_build_of_a_small_course(tmp_path):
     (tmp_path / "sources" / "notebooks").mkdir(parents=True)
     (tmp_path / "sources" / "solutions" / "99_demo.py").write_text(SOURCE)
     (tmp_path / "sources" / "notebooks" / "99_demo.py").write_text("# %% [markdown]\n# # Lesson\n")
-    written = notebooks.build(root=tmp_path)
+    written = authoring.build(root=tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
         "exercises/99_demo.ipynb",
         "notebooks/99_demo.ipynb",
         "solutions/99_demo.ipynb",
     ]
-    assert notebooks.build(root=tmp_path) == [], "a second build changes nothing (same bytes)"
+    assert authoring.build(root=tmp_path) == [], "a second build changes nothing (same bytes)"
 
     solution = nbformat.read(str(tmp_path / "solutions" / "99_demo.ipynb"), as_version=4)
     exercise = nbformat.read(str(tmp_path / "exercises" / "99_demo.ipynb"), as_version=4)
@@ -165,33 +165,33 @@ def test_build_of_a_small_course(tmp_path):
 
 
 def test_check_outputs_survive_a_rebuild_only_while_the_check_cell_is_unchanged(tmp_path):
-    nb = notebooks.solution_notebook(SOURCE)
+    nb = authoring.solution_notebook(SOURCE)
     executed = copy.deepcopy(nb)
     for cell in executed.cells:
-        if notebooks._is_check_cell(cell):
-            check_id = notebooks.check_ids(cell.source)[0]
+        if authoring.is_check_cell(cell):
+            check_id = authoring.check_ids(cell.source)[0]
             cell.outputs = [
                 nbformat.v4.new_output("stream", name="stdout", text=f"✅ {check_id} fine\n"),
                 nbformat.v4.new_output("stream", name="stderr", text="TensorFlow noise\n"),
             ]
-    kept = notebooks._with_check_outputs(notebooks.solution_notebook(SOURCE), executed, name="demo")
-    rebuilt = notebooks.solution_notebook(SOURCE, previous=kept)
-    assert notebooks._dumps(rebuilt) == notebooks._dumps(kept)
+    kept = authoring._with_check_outputs(authoring.solution_notebook(SOURCE), executed, name="demo")
+    rebuilt = authoring.solution_notebook(SOURCE, previous=kept)
+    assert authoring.dumps(rebuilt) == authoring.dumps(kept)
     assert [c.execution_count for c in rebuilt.cells if c.cell_type == "code"] == [None, None, 3, None, 5]
     assert [o.name for c in rebuilt.cells for o in c.get("outputs", [])] == ["stdout", "stdout"]
-    changed = notebooks.solution_notebook(
+    changed = authoring.solution_notebook(
         SOURCE.replace('check("99.2")', 'check("99.2")  # edited'), previous=kept
     )
-    assert [bool(c.get("outputs")) for c in changed.cells if notebooks._is_check_cell(c)] == [True, False]
+    assert [bool(c.get("outputs")) for c in changed.cells if authoring.is_check_cell(c)] == [True, False]
 
 
 def test_a_failing_solution_is_refused():
-    nb = notebooks.solution_notebook(SOURCE)
+    nb = authoring.solution_notebook(SOURCE)
     for cell in nb.cells:
-        if notebooks._is_check_cell(cell):
+        if authoring.is_check_cell(cell):
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="❌ 99.1 wrong\n")]
     with pytest.raises(Exception, match="check 99.1 did not pass"):
-        notebooks._with_check_outputs(notebooks.solution_notebook(SOURCE), nb, name="demo")
+        authoring._with_check_outputs(authoring.solution_notebook(SOURCE), nb, name="demo")
 
 
 @pytest.mark.parametrize(
@@ -207,11 +207,10 @@ def test_a_failing_solution_is_refused():
 )
 def test_authoring_mistakes_are_explained(source, message):
     with pytest.raises(ConfigError, match=message):
-        notebooks.exercise_notebook(notebooks.solution_notebook(source))
+        authoring.exercise_notebook(authoring.solution_notebook(source))
 
 
 def test_colab_links():
-    assert notebooks.colab_url(Path("exercises") / "00_welcome.ipynb").endswith(
+    assert authoring.colab_url(Path("exercises") / "00_welcome.ipynb").endswith(
         "tlcourse/tlcourse/blob/main/exercises/00_welcome.ipynb"
     )
-    assert notebooks.colab_badge("notebooks/01_what.ipynb").startswith("[![Open In Colab](")

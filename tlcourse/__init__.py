@@ -2,7 +2,8 @@
 
 The lessons import it as ``import tlcourse`` and start with ``course = tlcourse.setup("NN")``.
 Modules, one per concern: ``env`` (setup, profiles), ``data``, ``models``, ``train``,
-``viz``, ``adapt``, ``checks``, ``cli``.
+``viz``, ``adapt``, ``checks`` (one module per lesson), ``cli``. The authoring,
+running and grading tools are the separate ``tlcourse_tools`` package (``tools/``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if os.environ.get("TLCOURSE_SOCKET_GUARD", "").strip() in {"1", "true", "yes"}:
     install_socket_guard()
 
 __all__ = ["Budget", "Course", "TlcourseError", "cache_dir", "check", "is_offline", "say", "setup"]
-_SUBMODULES = {"adapt", "checks", "cli", "data", "models", "train", "viz", "notebooks"}
+_SUBMODULES = {"adapt", "checks", "cli", "data", "introspect", "models", "train", "viz"}
 
 
 def __getattr__(name: str):

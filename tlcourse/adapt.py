@@ -26,6 +26,7 @@ import tensorflow as tf
 from keras import ops
 
 from tlcourse.errors import ConfigError, DataError, ModelError, unknown_name
+from tlcourse.introspect import batchnorm_layers, walk_layers
 
 __all__ = [
     "DANN",
@@ -155,9 +156,7 @@ def dann_lambda_schedule(progress, *, gamma: float = 10.0, max_lambda: float = 1
 
 
 def _reversal_layers(model) -> list[GradientReversal]:
-    return [
-        layer for layer in model._flatten_layers(include_self=True) if isinstance(layer, GradientReversal)
-    ]
+    return [layer for layer in walk_layers(model, include_self=True) if isinstance(layer, GradientReversal)]
 
 
 class LambdaSchedule(keras.callbacks.Callback):
@@ -391,11 +390,7 @@ def restart(model: keras.Model, weights) -> keras.Model:
 
 
 def _batchnorm_layers(model) -> list[keras.layers.BatchNormalization]:
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    return batchnorm_layers(model)
 
 
 def _as_images(images, what: str = "target_images") -> np.ndarray:

@@ -261,8 +261,8 @@ def _caps(course) -> tuple[int | None, int | None, int]:
     budget = None
     if course is not None:
         budget = course.budget
-    elif env._current is not None:  # setup() already ran; never run it implicitly here
-        budget = env._current.budget
+    elif env.last_setup() is not None:  # setup() already ran; never run it implicitly here
+        budget = env.last_setup().budget
     else:
         profile = os.environ.get("TLCOURSE_PROFILE", "").strip()
         if profile:

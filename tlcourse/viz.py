@@ -26,6 +26,7 @@ import numpy as np
 
 from tlcourse.env import say
 from tlcourse.errors import VizError, unknown_name
+from tlcourse.introspect import functional_graph, nodes_in_order, walk_layers
 
 __all__ = [
     "FeatureMapExplorer",
@@ -110,16 +111,6 @@ def _keras():
     return keras
 
 
-def _graph(model):
-    """The Functional graph of ``model`` (Sequential models keep theirs in ``_functional``), or None."""
-    keras = _keras()
-    if isinstance(model, keras.Sequential):
-        return getattr(model, "_functional", None)
-    if hasattr(model, "_nodes_by_depth") and hasattr(model, "_inputs"):
-        return model
-    return None
-
-
 def _ensure_graph(model):
     keras = _keras()
     if not isinstance(model, keras.Model):
@@ -127,7 +118,7 @@ def _ensure_graph(model):
             f"Expected a Keras model, got {type(model).__name__}.",
             hint="Pass the keras.Model itself (for example tlcourse.models.backbone('efficientnet_lite0')).",
         )
-    graph = _graph(model)
+    graph = functional_graph(model)
     if graph is None:
         if isinstance(model, keras.Sequential) or not model.built:
             raise VizError(
@@ -140,11 +131,6 @@ def _ensure_graph(model):
             hint="Build it with the Functional API or keras.Sequential, or visualise the Functional base inside it.",
         )
     return graph
-
-
-def _ordered_nodes(graph) -> list:
-    by_depth = graph._nodes_by_depth
-    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
 
 
 def _model_inputs(model) -> list:
@@ -176,11 +162,11 @@ def _block_of(name: str) -> str:
 def _walk(model, path=()) -> Iterable[_Entry]:
     graph = _ensure_graph(model)
     path = (*path, model)
-    for node in _ordered_nodes(graph):
+    for node in nodes_in_order(graph):
         layer = node.operation
         if node.is_input:
             continue
-        if _graph(layer) is not None and isinstance(layer, _keras().Model):
+        if functional_graph(layer) is not None and isinstance(layer, _keras().Model):
             yield from _walk(layer, path)
             continue
         yield _Entry(layer.name, layer, node, path, _block_of(layer.name))
@@ -357,7 +343,7 @@ def _grow(rf, layer):
         return (size, tuple(j * s for j, s in zip(jump, stride, strict=False)), approx)
     if "UpSampling" in kind:
         return (size, tuple(j / s for j, s in zip(jump, _pair(layer.size), strict=False)), approx)
-    sublayers = [sub for sub in getattr(layer, "_flatten_layers", lambda **_: [])(include_self=False)]
+    sublayers = walk_layers(layer)
     inner = [sub for sub in sublayers if _geometry(sub) is not None]
     if inner:
         # A custom block hides its graph: treat its convolutions and poolings as a chain (an estimate).
@@ -379,7 +365,7 @@ def _receptive_fields(model, input_rfs=None) -> tuple[dict, list]:
         id(t): rf for t, rf in zip(graph.inputs, input_rfs or [start] * len(graph.inputs), strict=False)
     }
     by_layer = {}
-    for node in _ordered_nodes(graph):
+    for node in nodes_in_order(graph):
         if node.is_input:
             continue
         incoming = [fields.get(id(t), start) for t in node.input_tensors] or [start]
@@ -389,8 +375,8 @@ def _receptive_fields(model, input_rfs=None) -> tuple[dict, list]:
             any(rf[2] for rf in incoming),
         )
         layer = node.operation
-        if _graph(layer) is not None and isinstance(layer, _keras().Model):
-            inner, outs = _receptive_fields(layer, [merged] * len(_graph(layer).inputs))
+        if functional_graph(layer) is not None and isinstance(layer, _keras().Model):
+            inner, outs = _receptive_fields(layer, [merged] * len(functional_graph(layer).inputs))
             by_layer.update({k: v for k, v in inner.items() if k not in by_layer})
         else:
             outs = [_grow(merged, layer)] * len(node.output_tensors)
@@ -451,7 +437,7 @@ def _symbolic_outputs(model, entries: list[_Entry], level: int = 0) -> dict:
         sub_probe = keras.Model(
             child_inputs if len(child_inputs) > 1 else child_inputs[0], list(inner.values())
         )
-        node = next(n for n in _ordered_nodes(graph) if n.operation is child)
+        node = next(n for n in nodes_in_order(graph) if n.operation is child)
         fed = node.input_tensors
         outs = sub_probe(fed if len(fed) > 1 else fed[0])
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
@@ -1168,8 +1154,11 @@ class FeatureMapExplorer:
         self._update(image_changed=True)
 
     # ---- display
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self):
+        # Displaying the widget itself works on ipywidgets 7 (Colab) and 8 alike.
+        from IPython.display import display
+
+        display(self.widget)
 
     # ---- state
     @property

@@ -115,7 +115,7 @@ print("budget:", budget)
 # %%
 model_name = "efficientnet_lite0" if course.offline else "mobilenet_v2"
 classifier = tlcourse.models.imagenet_classifier(model_name)
-info = classifier.tlcourse_info
+info = tlcourse.models.base_info(classifier)
 print(
     f"{model_name}: {classifier.count_params():,} parameters, trained on ImageNet at {info.input_size}×{info.input_size} px"
 )

@@ -199,7 +199,7 @@ if course.offline:
     # Cut the source network before its dense layers, the part most specific to its own five classes.
     base = keras.Model(source.inputs, source.get_layer("gap").output, name="source_features")
     architecture = "small_cnn"
-    trained = source.tlcourse_source
+    trained = tlcourse.models.source_facts(source)
     print(
         f"source: {trained['dataset']}, {trained['train_size']:,} labelled images, {trained['epochs']} epochs, "
         f"test accuracy {trained['test_accuracy']:.1%}; training it took {trained['train_seconds']:.0f} s"

@@ -213,7 +213,7 @@ print(f"trainable: {count(model.trainable_weights):,} of {model.count_params():,
 # "BN frozen" where a block trains with its BatchNorm in inference mode. The same count, the helper's way:
 
 # %%
-tlcourse.models.freeze(base)
+base.trainable = False
 tlcourse.models.unfreeze(model, top=TOP_LAYERS, keep_batchnorm_frozen=True)
 print(f"trainable: {count(model.trainable_weights):,} parameters")
 report = tlcourse.models.trainable_report(model)
@@ -297,7 +297,7 @@ print(f"fine-tuned, BN frozen: test accuracy {acc_ft_bn_frozen:.3f} (stage 1: {a
 
 # %%
 model.set_weights(stage1_weights)
-tlcourse.models.freeze(base)
+base.trainable = False
 tlcourse.models.unfreeze(model, top=TOP_LAYERS)  # the same layers as above...
 first_unfrozen = min(base.layers.index(base.get_layer(name)) for name in top_names)
 for layer in bn_layers:

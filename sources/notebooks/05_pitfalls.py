@@ -82,7 +82,7 @@ print(target)
 source = tlcourse.models.source_model()
 source_base = tlcourse.models.headless(source)  # the source CNN without its old head: 128 features
 print(f"near source: {source.name}, {source.count_params():,} parameters, "
-      f"{source.tlcourse_source['test_accuracy']:.0%} on its own classes")  # fmt: skip
+      f"{tlcourse.models.source_facts(source)['test_accuracy']:.0%} on its own classes")  # fmt: skip
 loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 

@@ -126,7 +126,7 @@ def build_classifier():
 
 
 unfrozen = build_classifier()
-print(f"trainable: {tlcourse.checks.count_params(unfrozen.trainable_weights):,} of {unfrozen.count_params():,}")
+print(f"trainable: {tlcourse.introspect.count_params(unfrozen.trainable_weights):,} of {unfrozen.count_params():,}")
 
 # %% [markdown]
 # With a few labelled images and a random head, `fit()` would train all those parameters. Make

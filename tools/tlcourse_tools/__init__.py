@@ -1,0 +1,7 @@
+"""Tools for the course's maintainers and instructors (not installed with the student package).
+
+- :mod:`tlcourse_tools.authoring`: build ``notebooks/``, ``solutions/`` and ``exercises/`` from ``sources/``;
+- :mod:`tlcourse_tools.running`: run a notebook, or the whole course, headless;
+- :mod:`tlcourse_tools.progress`: run exercise notebooks and count the checks they pass;
+- :mod:`tlcourse_tools.cli`: ``tlcourse build | run | progress | test-env``.
+"""
