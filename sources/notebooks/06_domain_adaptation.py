@@ -372,10 +372,12 @@ course.record("coral_gap_within_source", within)
 #    that compares the source half's features with the target half's;
 # 3. gradients of the sum, one optimizer step.
 #
-# `scale_loss` is there for mixed precision (on a GPU, `tlcourse.setup` turns on `mixed_float16`):
-# Keras then wraps the optimizer in a `LossScaleOptimizer`, which scales the loss up before the
-# gradients, so that small float16 gradients do not round to 0, and scales them back down in
-# `apply_gradients`. In float32 it does nothing.
+# The weight lives in a non-trainable variable, not in a Python number: `fit` traces `train_step` once,
+# and the traced step reads a variable afresh at every step, so the same compiled model can later run
+# with another weight (section 5 meets the same trap with λ). `scale_loss` is there for mixed precision
+# (on a GPU, `tlcourse.setup` turns on `mixed_float16`): Keras then wraps the optimizer in a
+# `LossScaleOptimizer`, which scales the loss up before the gradients, so that small float16 gradients
+# do not round to 0, and scales them back down in `apply_gradients`. In float32 it does nothing.
 
 
 # %%
@@ -388,7 +390,8 @@ class TwoDomainModel(keras.Model):
         self.classifier = classifier  # images → logits; calling this model calls it
         self.features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
         self.head = classifier.layers[-1]  # features → logits
-        self.alignment, self.weight = alignment, weight
+        self.alignment = alignment
+        self.weight = keras.Variable(weight, trainable=False, name="alignment_weight")
         self.label_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.label_tracker = keras.metrics.Mean(name="label_loss")
         self.alignment_tracker = keras.metrics.Mean(name="alignment_loss")
