@@ -1,12 +1,8 @@
 """Seeing inside a network, and the course's plots: feature maps, Grad-CAM, an explorer, curves.
 
 Plots follow scikit-learn's display style: a function draws on the ``ax=`` (or, for several panels,
-``fig=``) it is given and returns it; without one it makes a figure and returns that. New figures are
-closed in pyplot, so Jupyter shows each one once, as the value of a cell. ``feature_maps`` and
-``grad_cam`` return their numbers with the figure.
-
-A base nested in a classifier is probed through the graphs that :mod:`tlcourse.introspect` exposes: one
-probe model, fed by the tensor that feeds the base, gives every chosen layer's output for an image.
+``fig=``) it is given and returns it; without one it makes a figure (closed in pyplot, so Jupyter shows
+it once, as the value of a cell) and returns that. Nested bases are probed through their own graphs.
 """
 
 from __future__ import annotations
@@ -24,19 +20,22 @@ import keras
 import matplotlib
 import matplotlib.pyplot as plt  # importing pyplot registers Jupyter's inline formatters
 import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw
+from scipy.special import expit, softmax  # installed with scikit-learn
 
+from tlcourse.data import sample_photos
 from tlcourse.env import say
 from tlcourse.errors import VizError, unknown_name
-from tlcourse.introspect import functional_graph, is_batchnorm, nodes_in_order, walk_layers
+from tlcourse.introspect import functional_graph, is_batchnorm, nodes_in_order
 
 __all__ = ["FIGURE_WIDTH", "FeatureMapExplorer", "FeatureMaps", "GradCam", "LayerInfo", "augmentations"]
 __all__ += ["compare", "confusion", "embeddings", "feature_maps", "grad_cam", "history", "predictions"]
 
 FIGURE_WIDTH = 9.5  # inches: fits JupyterLab's and Colab's notebook width without scrolling
 # Layers whose output is spatial but says nothing about what the network learned.
-_PLUMBING = {"InputLayer", "ZeroPadding2D", "Cropping2D", "Dropout", "SpatialDropout2D", "GaussianNoise"}
-_PLUMBING |= {"Rescaling", "Normalization", "Resizing", "CenterCrop", "Identity", "Preprocess"}
-_PLUMBING |= {"ResizeImages"}
+_PLUMBING = {"InputLayer", "ZeroPadding2D", "Cropping2D", "Dropout", "SpatialDropout2D", "Identity"}
+_PLUMBING |= {"Rescaling", "Normalization", "Resizing", "CenterCrop", "Preprocess", "ResizeImages"}
 
 
 # --------------------------------------------------------------------------- figures and pictures
@@ -50,15 +49,19 @@ def _figure(fig, width: float, height: float):
 
 def _axes(ax, width: float, height: float):
     """``(axes to draw on, what to return)``: ``ax`` twice when given, else new axes and their figure."""
-    if ax is not None:
-        return ax, ax
-    fig = _figure(None, width, height)
-    return fig.subplots(), fig
+    if ax is None:
+        fig = _figure(None, width, height)
+        return fig.subplots(), fig
+    return ax, ax
 
 
-def _png(fig) -> bytes:
+def _png(picture) -> bytes:
+    """PNG bytes of a figure, or of an image array."""
     buffer = io.BytesIO()
-    fig.figure.savefig(buffer, format="png", bbox_inches="tight")
+    if hasattr(picture, "figure"):
+        picture.figure.savefig(buffer, format="png", bbox_inches="tight")
+    else:
+        Image.fromarray((_shown(picture) * 255).astype(np.uint8)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -78,8 +81,6 @@ def _normalise(array: np.ndarray) -> np.ndarray:
 
 def _grid(tiles, labels, *, columns: int, tile: int = 112) -> np.ndarray:
     """Tiles in [0, 1] (H×W coloured with viridis, H×W×3 as RGB) as one labelled uint8 RGB picture."""
-    from PIL import Image, ImageDraw
-
     viridis = (matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
     gap, rows = 4, max(1, math.ceil(len(tiles) / columns))
     picture = Image.new("RGB", (columns * (tile + gap) - gap, rows * (tile + gap) - gap), "white")
@@ -91,29 +92,6 @@ def _grid(tiles, labels, *, columns: int, tile: int = 112) -> np.ndarray:
     return np.asarray(picture)
 
 
-def _encode_png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray((_shown(image) * 255).astype(np.uint8)).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def _load(image) -> np.ndarray:
-    """An image from an array, a tensor, a PIL image or a file path."""
-    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        from PIL import Image
-
-        try:
-            with Image.open(image) as pil:
-                return np.asarray(pil.convert("RGB"))
-        except OSError as err:
-            raise VizError(
-                f"Cannot read an image from {image!r}: {err}.", hint="Pass a PNG or JPEG."
-            ) from err
-    return np.asarray(image.numpy() if hasattr(image, "numpy") else image)
-
-
 def _resize(image: np.ndarray, size) -> np.ndarray:
     """Bilinear resize of one (height, width, channels) image, as Keras' resizing layers do it."""
     return np.asarray(keras.ops.image.resize(np.asarray(image, np.float32)[None], tuple(size)))[0]
@@ -123,16 +101,12 @@ def _resize(image: np.ndarray, size) -> np.ndarray:
 def _graph(model):
     if not isinstance(model, keras.Model):
         raise VizError(f"Expected a Keras model, got {type(model).__name__}.", hint="Pass the model itself.")
-    graph = functional_graph(model)
+    if (graph := functional_graph(model)) is None and model.built and not isinstance(model, keras.Sequential):
+        hint = "Build it with the Functional API or keras.Sequential, or look at the Functional base inside."
+        raise VizError(f"Model {model.name!r} is a subclassed model: Keras keeps no graph of it.", hint=hint)
     if graph is None:
-        unbuilt = isinstance(model, keras.Sequential) or not model.built
-        why = "was never built" if unbuilt else "is a subclassed model, whose graph Keras does not keep"
-        raise VizError(
-            f"Model {model.name!r} {why}: it has no layer outputs to look at.",
-            hint="Start it with keras.Input(shape=...) or call model.build((None, height, width, channels))"
-            if unbuilt
-            else "Build it with the Functional API or keras.Sequential, or look at the Functional base inside.",
-        )
+        hint = "Start it with keras.Input(shape=...), or call model.build((None, height, width, channels))."
+        raise VizError(f"Model {model.name!r} was never built: its layers have no outputs yet.", hint=hint)
     return graph
 
 
@@ -148,15 +122,11 @@ class _Entry:
     shape = property(lambda self: tuple(self.node.output_tensors[0].shape))
 
 
-def _nested(layer) -> bool:
-    return isinstance(layer, keras.Model) and functional_graph(layer) is not None
-
-
 def _layers(model, path: tuple = ()) -> dict[str, _Entry]:
     """Layer name → its (first) call, nested models' layers included, in the order the image meets them."""
     layers: dict[str, _Entry] = {}
     for node in nodes_in_order(_graph(model)):
-        if _nested(node.operation):
+        if isinstance(node.operation, keras.Model) and functional_graph(node.operation) is not None:
             for name, entry in _layers(node.operation, (*path, model)).items():
                 layers.setdefault(name, entry)
         elif not node.is_input:
@@ -175,52 +145,40 @@ def _is_conv(layer) -> bool:
 
 def _resolve(model, names, offered: list[_Entry]) -> list[_Entry]:
     everything, known = _layers(model), [e.name for e in offered]
-    listing = ", ".join(
-        known if len(known) <= 30 else [*known[:15], f"… ({len(known) - 30} more) …", *known[-15:]]
-    )
-    for name in (getattr(item, "name", item) for item in names):
+    names = [getattr(item, "name", item) for item in names]
+    listing = ", ".join(known if len(known) <= 24 else [*known[:12], "…", *known[-12:]])
+    for name in names:
         if name not in everything:
             close = unknown_name("layer", name, known, error=VizError).hint.split("Known:")[0]
             raise VizError(f"Unknown layer {name!r}.", hint=f"{close}Layers with maps: {listing}.")
         if len(everything[name].shape) != 4:
-            shape = everything[name].shape
-            raise VizError(
-                f"Layer {name!r} outputs {shape}: no spatial feature maps.", hint=f"Try: {listing}."
-            )
-    return [everything[getattr(item, "name", item)] for item in names]
+            message = f"Layer {name!r} outputs {everything[name].shape}: no spatial feature maps."
+            raise VizError(message, hint=f"Layers with maps: {listing}.")
+    return [everything[name] for name in names]
 
 
 # --------------------------------------------------------------------------- receptive fields
-def _pair(value) -> tuple[int, int]:
-    value = (value, value) if isinstance(value, int) else tuple(value)
-    return int(value[0]), int(value[-1])
-
-
 def _grow(rf, layer):
-    """The receptive field ``((h, w), jump, approximate)``, in input pixels, after ``layer``."""
-    (size, jump, approx), kind = rf, type(layer).__name__
-    if _is_conv(layer) or (hasattr(layer, "pool_size") and not kind.startswith("Global")):
-        kernel = _pair(getattr(layer, "kernel_size", None) or layer.pool_size)
-        stride = _pair(layer.strides or layer.pool_size)
-        dilation = _pair(getattr(layer, "dilation_rate", 1))
+    """The receptive field ``((h, w), jump)`` in input pixels after ``layer``."""
+    size, jump = rf
+    if _is_conv(layer) or (hasattr(layer, "pool_size") and not type(layer).__name__.startswith("Global")):
+        kernel = np.broadcast_to(getattr(layer, "kernel_size", None) or layer.pool_size, 2)
+        stride = np.broadcast_to(layer.strides, 2)
+        dilation = np.broadcast_to(getattr(layer, "dilation_rate", 1), 2)
         size = tuple(r + d * (k - 1) * j for r, k, d, j in zip(size, kernel, dilation, jump, strict=True))
-        return size, tuple(j * s for j, s in zip(jump, stride, strict=True)), approx or "Transpose" in kind
-    inner = [sub for sub in walk_layers(layer) if _is_conv(sub) or hasattr(sub, "pool_size")]
-    for sub in inner:  # a custom block hides its graph: its convolutions as a chain, an estimate
-        size, jump, _ = _grow((size, jump, True), sub)
-    return size, jump, approx or bool(inner) or "UpSampling" in kind
+        jump = tuple(j * s for j, s in zip(jump, stride, strict=True))
+    return size, jump
 
 
 def _receptive_fields(model, start=None) -> tuple[dict, list]:
     """Layer name → receptive field, and the fields of the model's outputs. Where branches merge, the
     larger field per axis is kept: exact for the theoretical receptive field."""
-    graph, one, by_name = _graph(model), ((1, 1), (1, 1), False), {}
+    graph, one, by_name = _graph(model), ((1, 1), (1, 1)), {}
     fields = {id(t): rf for t, rf in zip(graph.inputs, start or [one] * len(graph.inputs), strict=True)}
     for node in (n for n in nodes_in_order(graph) if not n.is_input):
         incoming = [fields.get(id(t), one) for t in node.input_tensors] or [one]
-        size, jump = (tuple(max(rf[i][a] for rf in incoming) for a in (0, 1)) for i in (0, 1))
-        merged = (size, jump, any(rf[2] for rf in incoming))
-        if _nested(node.operation):
+        merged = tuple(tuple(max(rf[i][a] for rf in incoming) for a in (0, 1)) for i in (0, 1))
+        if isinstance(node.operation, keras.Model) and functional_graph(node.operation) is not None:
             inner, outs = _receptive_fields(node.operation, [merged] * len(node.input_tensors))
             by_name.update({name: rf for name, rf in inner.items() if name not in by_name})
         else:
@@ -230,8 +188,8 @@ def _receptive_fields(model, start=None) -> tuple[dict, list]:
 
 
 def _default_layers(entries: list[_Entry], fields: dict, n: int = 6) -> list[_Entry]:
-    """The first convolution (after its activation), then the last layer at each resolution, ``n`` at
-    most: the rows walk down the resolutions, from edges to parts."""
+    """The first convolution (after its activation), then the last layer at each resolution, ``n`` in
+    all at most: the rows walk down the resolutions, from edges to parts."""
     entries = [e for e in entries if not is_batchnorm(e.layer)]  # a BN map is its convolution's, rescaled
     first = next((i for i, e in enumerate(entries) if _is_conv(e.layer)), 0)
     if getattr(getattr(entries[first].layer, "activation", None), "__name__", "linear") == "linear":
@@ -242,12 +200,8 @@ def _default_layers(entries: list[_Entry], fields: dict, n: int = 6) -> list[_En
     jump = [fields.get(e.name, (None, (1, 1)))[1] for e in entries]
     last = {jump[i]: i for i in range(first, len(entries))}  # the last layer at each resolution
     stages = [i for i in last.values() if jump[i] != jump[first]]
-    stages = (
-        [stages[round((k + 1) * len(stages) / (n - 1)) - 1] for k in range(n - 1)]
-        if len(stages) >= n
-        else stages
-    )
-    return [entries[first]] + [entries[i] for i in stages]
+    spread = [stages[round((k + 1) * len(stages) / (n - 1)) - 1] for k in range(n - 1)]
+    return [entries[i] for i in [first, *(spread if len(stages) >= n else stages)]]
 
 
 # --------------------------------------------------------------------------- probing
@@ -274,43 +228,30 @@ def _symbolic(model, entries: list[_Entry], level: int = 0) -> dict:
     return result
 
 
-def _probe(model, entries: list[_Entry]):
-    """One model: ``model``'s image in, every entry's output out."""
-    return _model(model, list(_symbolic(model, entries).values()))
-
-
-def _run(probe, entries: list[_Entry], batch: np.ndarray) -> dict[str, np.ndarray]:
+def _run(model, entries: list[_Entry], batch: np.ndarray, probe=None) -> dict[str, np.ndarray]:
+    """Every entry's output for a batch of one, through ``probe`` (built when not given: one model, the
+    image in and those outputs out)."""
+    probe = probe or _model(model, list(_symbolic(model, entries).values()))
     outs = probe(batch, training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     return {e.name: np.asarray(out)[0] for e, out in zip(entries, outs, strict=True)}
 
 
-def _prepare(model, image, *, quiet: bool = False, square: int | None = None) -> np.ndarray:
-    """``image`` as a float32 batch of one that fits ``model``'s input: grey → RGB, alpha dropped, resized
-    (to a centred ``square`` when the model takes any size), with a note saying so."""
+def _prepare(model, image, *, quiet: bool = False) -> np.ndarray:
+    """``image`` as a float32 batch of one that fits ``model``'s input (grey → RGB, resized), with a note."""
     inputs = list(_graph(model).inputs)
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         hint = "Feature maps need a CNN with one image input: look at that branch alone."
         raise VizError(f"Model {model.name!r} does not take one batch of images.", hint=hint)
     height, width, channels = tuple(inputs[0].shape)[1:]
-    array, notes = _load(image).astype(np.float32), []
-    if array.ndim == 4 and len(array) != 1:
-        raise VizError(f"Got a batch of {len(array)} images; this shows one.", hint="Pass images[0].")
-    array = array.reshape(array.shape[1:]) if array.ndim == 4 else array.reshape(*array.shape[:2], -1)
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        hint = "Channels go last in Keras: np.moveaxis(image, 0, -1) moves them."
-        raise VizError(f"Expected an image with 1, 3 or 4 channels, got {array.shape}.", hint=hint)
-    if array.shape[-1] in (1, 4) and channels == 3:
-        notes.append("grey → RGB" if array.shape[-1] == 1 else "dropped the alpha channel")
-        array = np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
-    if channels is not None and array.shape[-1] != channels:
-        hint = "Convert the image to the model's channel count first."
-        raise VizError(
-            f"The image has {array.shape[-1]} channels; {model.name!r} takes {channels}.", hint=hint
-        )
-    if height is None and square:
-        top, left, side = *((np.array(array.shape[:2]) - min(array.shape[:2])) // 2), min(array.shape[:2])
-        array, height, width = array[top : top + side, left : left + side], square, square
+    array, notes = np.asarray(image, np.float32), []
+    array = array[0] if array.ndim == 4 and len(array) == 1 else array
+    array = array[..., None] if array.ndim == 2 else array
+    if array.ndim == 3 and array.shape[-1] == 1 and channels == 3:
+        array, notes = np.repeat(array, 3, axis=-1), ["grey → RGB"]
+    if array.ndim != 3 or (channels is not None and array.shape[-1] != channels):
+        hint = "Pass one image (height, width, channels): images[0], or keras.utils.load_img(a file)."
+        raise VizError(f"Model {model.name!r} takes {channels}-channel images, got {array.shape}.", hint=hint)
     if None not in (height, width) and array.shape[:2] != (height, width):
         notes.append(f"resized {array.shape[0]}×{array.shape[1]} → {height}×{width}")
         array = _resize(array, (height, width))
@@ -319,33 +260,24 @@ def _prepare(model, image, *, quiet: bool = False, square: int | None = None) ->
     return array[None]
 
 
-def _seen(model, batch: np.ndarray) -> np.ndarray:
-    """The image as the first convolution sees it (after the model's own resizing and cropping, before
-    any value scaling): it still looks like a photo and matches the maps and heatmaps pixel for pixel."""
-    for entry in _layers(model).values():
-        if entry.kind in ("CenterCrop", "Cropping2D", "Resizing"):
-            batch = np.asarray(entry.layer(batch))
-        elif _is_conv(entry.layer) or entry.kind == "ZeroPadding2D":
-            size = tuple(entry.node.input_tensors[0].shape)[1:3]
-            return _resize(batch[0], size) if None not in size and batch.shape[1:3] != size else batch[0]
-    return batch[0]
-
-
 # --------------------------------------------------------------------------- feature maps
 @dataclass(frozen=True)
 class LayerInfo:
     """A layer's output for one image: its ``shape`` (height, width, channels) and ``receptive_field``
-    (height, width: the input pixels one position sees), ``approximate`` for custom blocks."""
+    (height, width): the input pixels one position sees."""
 
     name: str
     shape: tuple
     receptive_field: tuple
-    approximate: bool = False
 
     def describe(self) -> str:
         h, w = self.receptive_field
-        size = ("≈" if self.approximate else "") + (f"{h} px" if h == w else f"{h}×{w} px")
+        size = f"{h} px" if h == w else f"{h}×{w} px"
         return f"{self.name}  ·  {'×'.join(map(str, self.shape))}  ·  receptive field {size}"
+
+
+def _info(name: str, maps: np.ndarray, fields: dict) -> LayerInfo:
+    return LayerInfo(name, tuple(maps.shape), tuple(int(round(v)) for v in fields.get(name, ((1, 1),))[0]))
 
 
 class FeatureMaps(dict):
@@ -357,9 +289,8 @@ class FeatureMaps(dict):
         self.info, self.channels, self.figure = info, channels, figure
 
     def __repr__(self) -> str:
-        return f"FeatureMaps of {len(self)} layers:\n" + "\n".join(
-            f"  {i.describe()}" for i in self.info.values()
-        )
+        rows = map(LayerInfo.describe, self.info.values())
+        return "\n  ".join([f"FeatureMaps of {len(self)} layers:", *rows])
 
     def _repr_png_(self) -> bytes:
         return _png(self.figure)
@@ -372,25 +303,13 @@ def _ranked(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, (flat.max(axis=0) > 0)[order]
 
 
-def _info(name: str, maps: np.ndarray, fields: dict) -> LayerInfo:
-    (h, w), _, approx = fields.get(name, ((1, 1), None, True))
-    return LayerInfo(name, tuple(maps.shape), (int(round(h)), int(round(w))), bool(approx))
-
-
 def feature_maps(model, image, *, layers=None, max_channels: int = 16, fig=None) -> FeatureMaps:
     """Activations of a model's layers for one image, drawn a row per layer, most active channels first.
 
-    Parameters
-    ----------
-    model : keras.Model
-        A built Functional or Sequential model: a base, a classifier with a base inside, a plain CNN.
-    image : array-like, path or PIL image
-        One image in the value range the model expects (the course's bases take raw 0–255 RGB).
-    layers : list of str, optional
-        Default: the first convolution, then the last layer at each resolution, edges to parts.
-    max_channels : int, default 16
-        Channels drawn per layer, each normalised on its own; all-zero ones are skipped.
-    fig : matplotlib Figure or SubFigure, optional
+    ``model`` is a built Functional or Sequential CNN, possibly with a base nested inside; ``image`` is one
+    image in the value range it expects (the course's bases take raw 0–255 RGB). ``layers`` default to
+    the first convolution, then the last layer at each resolution (edges to parts); up to
+    ``max_channels`` per layer are drawn, each normalised on its own, all-zero ones skipped.
 
     Returns
     -------
@@ -401,7 +320,7 @@ def feature_maps(model, image, *, layers=None, max_channels: int = 16, fig=None)
     --------
     >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, activation="relu"),
     ...                           keras.layers.MaxPooling2D(), keras.layers.Conv2D(8, 3, activation="relu")])
-    >>> maps = feature_maps(model, np.random.default_rng(0).uniform(0, 1, (32, 32, 3)), layers=model.layers)
+    >>> maps = feature_maps(model, np.random.default_rng(0).uniform(0, 1, (32, 32, 3)))
     >>> [(info.shape, info.receptive_field) for info in maps.info.values()]
     [((30, 30, 4), (3, 3)), ((15, 15, 4), (4, 4)), ((13, 13, 8), (8, 8))]
     """
@@ -412,17 +331,15 @@ def feature_maps(model, image, *, layers=None, max_channels: int = 16, fig=None)
         raise VizError(f"Model {model.name!r} has no layer with spatial feature maps.", hint="Use a CNN.")
     chosen = _default_layers(offered, fields) if layers is None else _resolve(model, layers, offered)
     batch = _prepare(model, image)
-    activations = _run(_probe(model, chosen), chosen, batch)
+    activations = _run(model, chosen, batch)
     info = {name: _info(name, maps, fields) for name, maps in activations.items()}
     ranked = {name: _ranked(maps) for name, maps in activations.items()}
-    channels = {
-        name: [int(c) for c in order[alive][:max_channels]] for name, (order, alive) in ranked.items()
-    }
+    channels = {k: [int(c) for c in order[alive][:max_channels]] for k, (order, alive) in ranked.items()}
     heights = [2.2] + [math.ceil(max(len(c), 1) / 8) * 1.2 + 0.35 for c in channels.values()]
     fig = _figure(fig, FIGURE_WIDTH, sum(heights) + 0.4)
     fig.suptitle(f"Feature maps of {model.name}: most active channels first, each normalised on its own")
     axes = fig.subplots(len(heights), 1, squeeze=False, height_ratios=heights)[:, 0]
-    seen = _shown(_seen(model, batch))
+    seen = _shown(batch[0])
     axes[0].imshow(seen, cmap="gray" if seen.ndim == 2 else None)
     axes[0].set_title(f"input {seen.shape[0]}×{seen.shape[1]}", fontsize=9)
     for ax, (name, maps) in zip(axes[1:], activations.items(), strict=True):
@@ -439,10 +356,9 @@ def feature_maps(model, image, *, layers=None, max_channels: int = 16, fig=None)
 # --------------------------------------------------------------------------- Grad-CAM
 @dataclass(eq=False)
 class GradCam:
-    """A Grad-CAM explanation of one prediction: the ``heatmap`` in [0, 1], pixel for pixel over
-    ``image`` (the image as the model saw it, after its own resizing), the ``coarse`` map at the layer's
-    resolution, the ``class_index`` and ``class_name`` explained, the model's ``probability`` for it, the
-    ``layer`` used, and the ``figure`` (image, heatmap, overlay)."""
+    """A Grad-CAM explanation: the ``heatmap`` in [0, 1] over ``image`` (as the model got it), the
+    ``coarse`` map at the layer's resolution, the ``class_index`` and ``class_name`` explained, the
+    model's ``probability`` for it, the ``layer`` used and the ``figure`` (image, heatmap, overlay)."""
 
     heatmap: np.ndarray
     coarse: np.ndarray
@@ -464,30 +380,18 @@ class GradCam:
 
 def _probabilities(outputs) -> np.ndarray:
     """Probabilities from a classifier's outputs: softmax of logits, sigmoid of one logit, or as they are."""
-    outputs = np.asarray(outputs, dtype=np.float64)
+    outputs = np.asarray(next(iter(outputs.values())) if isinstance(outputs, dict) else outputs, np.float64)
     if outputs.shape[-1] == 1:
-        return np.concatenate([1 / (1 + np.exp(outputs)), 1 / (1 + np.exp(-outputs))], axis=-1)
-    if outputs.min() >= 0 and np.allclose(outputs.sum(axis=-1), 1, atol=1e-3):
-        return outputs
-    shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def _first_output(outputs):
-    outputs = next(iter(outputs.values())) if isinstance(outputs, dict) else outputs
-    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        return np.concatenate([expit(-outputs), expit(outputs)], axis=-1)
+    probabilities = outputs.min() >= 0 and np.allclose(outputs.sum(axis=-1), 1, atol=1e-3)
+    return outputs if probabilities else softmax(outputs, axis=-1)
 
 
 def grad_cam(model, image, *, class_index: int | None = None, layer=None, class_names=None, fig=None):
     """Grad-CAM: which parts of the image made a classifier pick a class (Selvaraju et al., 2017).
 
-    The maps of ``layer`` (default: the last with spatial maps) are weighted by the mean gradient of the
-    class score (default: the predicted class's logit) per channel; the positive part of the sum is the
-    heatmap. ImageNet's class names are found on their own for 1000-class models.
-
-    Returns
-    -------
-    GradCam
+    The maps of ``layer`` (default: the last with maps) weighted by the mean gradient of the class score
+    (default: the predicted class's logit) per channel, positive part: the heatmap. Returns a GradCam.
 
     Examples
     --------
@@ -498,13 +402,8 @@ def grad_cam(model, image, *, class_index: int | None = None, layer=None, class_
     >>> cam.heatmap.shape, cam.class_index
     ((32, 32), 1)
     """
-    import tensorflow as tf
-
-    offered = _maps(model)
-    if not offered:
-        raise VizError(
-            f"Model {model.name!r} has no layer with spatial maps.", hint="Grad-CAM explains CNNs."
-        )
+    if not (offered := _maps(model)):
+        raise VizError(f"Model {model.name!r} has no layer with spatial maps.", hint="Explain a CNN.")
     entry = offered[-1] if layer is None else _resolve(model, [layer], offered)[0]
     batch, recorded, original_call = tf.constant(_prepare(model, image)), {}, entry.layer.call
 
@@ -519,27 +418,23 @@ def grad_cam(model, image, *, class_index: int | None = None, layer=None, class_
     entry.layer.call = recording_call
     try:
         with tf.GradientTape() as tape:
-            outputs = tf.convert_to_tensor(_first_output(model(batch, training=False)))
+            outputs = model(batch, training=False)
+            outputs = tf.convert_to_tensor([*outputs.values()][0] if isinstance(outputs, dict) else outputs)
             count = int(outputs.shape[-1]) if outputs.shape.rank == 2 else 0
             index = int(tf.argmax(outputs[0])) if class_index is None and count else int(class_index or 0)
             score = outputs[:, index] if 0 <= index < count else None
     finally:
         del entry.layer.call
     if score is None:
-        what = f"class_index {index} is out of range for {count} classes" if count else "no class scores"
+        what = f"class_index {index} is out of range for {count} classes" if count else "No class scores"
         hint = "Explain a classifier (output: batch × classes) with 0 ≤ class_index < classes."
-        raise VizError(
-            f"{what[0].upper()}{what[1:]}: {model.name!r} outputs {tuple(outputs.shape)}.", hint=hint
-        )
-    grads = tape.gradient(score, recorded["maps"]) if "maps" in recorded else None
-    if grads is None:
-        raise VizError(
-            f"The class score does not depend on layer {entry.name!r}.", hint="Pick a layer on its path."
-        )
+        raise VizError(f"{what}: {model.name!r} outputs {tuple(outputs.shape)}.", hint=hint)
+    if (grads := tape.gradient(score, recorded["maps"]) if "maps" in recorded else None) is None:
+        raise VizError(f"The class score does not depend on layer {entry.name!r}.", hint="Pick another.")
     weights = tf.reduce_mean(grads, axis=(1, 2))  # one weight per channel
     coarse = tf.nn.relu(tf.reduce_sum(recorded["maps"] * weights[:, None, None, :], axis=-1))[0].numpy()
     coarse = coarse / coarse.max() if coarse.max() > 0 else coarse
-    seen = _seen(model, batch.numpy())
+    seen = batch.numpy()[0]
     heatmap = np.clip(_resize(coarse[..., None], seen.shape[:2])[..., 0], 0.0, 1.0)
     probability = float(_probabilities(outputs.numpy()[0])[index]) if count > 1 else float("nan")
     if class_names is None and count == 1000:  # ImageNet
@@ -548,9 +443,7 @@ def grad_cam(model, image, *, class_index: int | None = None, layer=None, class_
         class_names = {index: decode_predictions(np.eye(1000, dtype="float32")[[index]], top=1)[0][0][1]}
     name = None if class_names is None else str(class_names[index])
     fig = _figure(fig, FIGURE_WIDTH, 3.6)
-    label = (
-        f"class {index}" + (f" '{name}'" if name else "") + (f" (p = {probability:.2f})" if count > 1 else "")
-    )
+    label = f"class {index}" + (f" '{name}'" if name else "") + (f" (p = {probability:.2f})" * (count > 1))
     fig.suptitle(f"Grad-CAM for {label} at layer {entry.name}")
     axes, picture = fig.subplots(1, 3), _shown(seen)
     for ax, title in zip(axes, ("image", "heatmap", "overlay (+ = peak)"), strict=True):
@@ -568,10 +461,9 @@ def grad_cam(model, image, *, class_index: int | None = None, layer=None, class_
 class FeatureMapExplorer:
     """An ipywidgets explorer: pick an image (or upload one) and a layer, page through its channels.
 
-    One probe computes every layer's maps for an image at once and keeps them, so moving through layers
-    and pages redraws one PNG in place. Offers scikit-image's sample photos and ``images`` (a dict of
-    name → image), and every layer with maps but BatchNormalization (its maps are its convolution's,
-    rescaled). Works with ipywidgets 7 (Colab's) and 8.
+    It offers scikit-image's photos and ``images`` (name → image), and every layer with maps but
+    BatchNormalization (its convolution's, rescaled); one probe computes them all for an image, so moving
+    through layers and pages redraws one PNG in place. Works with ipywidgets 7 (Colab's) and 8.
 
     Examples
     --------
@@ -579,25 +471,20 @@ class FeatureMapExplorer:
     ...                           keras.layers.MaxPooling2D(), keras.layers.Conv2D(8, 3)])
     >>> explorer = FeatureMapExplorer(model, images={"noise": np.zeros((32, 32, 3))})
     >>> explorer.layer_dropdown.value = explorer.layer_names[-1]
-    >>> explorer.depth_slider.value, explorer.activations("noise")[explorer.layer].shape
+    >>> explorer.depth_slider.value, explorer.activations("noise")[explorer.layer_names[-1]].shape
     (2, (13, 13, 8))
     """
 
-    PER_PAGE, SIZE = 16, 224  # channels per page; the side of the photos when the model takes any size
+    PER_PAGE = 16  # channels per page
 
     def __init__(self, model, *, images=None):
         import ipywidgets as widgets
-
-        from tlcourse.data import sample_photos
 
         self.model, self._entries = model, [e for e in _maps(model) if not is_batchnorm(e.layer)]
         if not self._entries:
             raise VizError(f"Model {model.name!r} has no layer with spatial feature maps.", hint="Use a CNN.")
         self.layer_names, self._fields = [e.name for e in self._entries], _receptive_fields(model)[0]
-        self.images = {
-            **sample_photos(),
-            **{str(name): _load(image) for name, image in (images or {}).items()},
-        }
+        self.images = {**sample_photos(), **{str(k): np.asarray(v) for k, v in (images or {}).items()}}
         self._maps, self._batches, self._probe, self.page, self.last_update_seconds = {}, {}, None, 0, 0.0
         self.image_dropdown = widgets.Dropdown(options=list(self.images), description="image")
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
@@ -621,28 +508,20 @@ class FeatureMapExplorer:
     def _repr_mimebundle_(self, **kwargs) -> dict:
         # Jupyter's widget MIME type (what ipywidgets 7 and 8 both emit), and a line for other front-ends.
         view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
-        text = (
-            f"FeatureMapExplorer of {self.model.name!r} ({len(self.layer_names)} layers): needs a live kernel"
-        )
+        text = f"FeatureMapExplorer of {self.model.name!r} ({len(self.layer_names)} layers; needs a kernel)"
         return {"application/vnd.jupyter.widget-view+json": view, "text/plain": text}
-
-    @property
-    def layer(self) -> str:
-        return self.layer_dropdown.value
 
     def activations(self, image: str | None = None) -> dict[str, np.ndarray]:
         """Every offered layer's maps for a named image (default: the one shown), computed once."""
         image = self.image_dropdown.value if image is None else image
         if image not in self._maps:
-            self._probe = self._probe or _probe(self.model, self._entries)
-            self._batches[image] = _prepare(self.model, self.images[image], quiet=True, square=self.SIZE)
-            self._maps[image] = _run(self._probe, self._entries, self._batches[image])
+            self._probe = self._probe or _model(self.model, [*_symbolic(self.model, self._entries).values()])
+            self._batches[image] = _prepare(self.model, self.images[image], quiet=True)
+            self._maps[image] = _run(self.model, self._entries, self._batches[image], self._probe)
         return self._maps[image]
 
     def _on_upload(self, change) -> None:
-        from PIL import Image
-
-        files = change.new  # ipywidgets 8: a tuple of dicts; 7: {file name: {"metadata": …, "content": …}}
+        files = change.new  # ipywidgets 8: a tuple of dicts; 7: {name: {"metadata": …, "content": …}}
         upload = (files[-1] if isinstance(files, (list, tuple)) else [*files.values()][-1]) if files else None
         name = upload and "upload: " + (upload.get("name") or upload["metadata"]["name"])
         try:
@@ -658,38 +537,32 @@ class FeatureMapExplorer:
         self.image_dropdown.value = name
 
     def _show(self, *, page: int, new_image: bool = False) -> None:
-        started, maps = time.perf_counter(), self.activations()[self.layer]
+        started, layer = time.perf_counter(), self.layer_dropdown.value
+        maps = self.activations()[layer]
         if new_image:
-            self.thumbnail.value = _encode_png(self._batches[self.image_dropdown.value][0])
+            self.thumbnail.value = _png(self._batches[self.image_dropdown.value][0])
         order, alive = _ranked(maps)
         pages = max(1, math.ceil(len(order) / self.PER_PAGE))
         self.page = page % pages
         shown = slice(self.page * self.PER_PAGE, (self.page + 1) * self.PER_PAGE)
         labels = [f"#{c}" + ("" if a else " (zero)") for c, a in zip(order[shown], alive[shown], strict=True)]
-        self.view.value = _encode_png(
-            _grid([_normalise(maps[..., c]) for c in order[shown]], labels, columns=4)
-        )
-        kind = self._entries[self.layer_names.index(self.layer)].kind
+        self.view.value = _png(_grid([_normalise(maps[..., c]) for c in order[shown]], labels, columns=4))
+        kind = self._entries[self.layer_names.index(layer)].kind
         self.last_update_seconds = time.perf_counter() - started
-        self.header.value = (
-            f"<b>{_info(self.layer, maps, self._fields).describe()}</b> ({kind}) · channels by activity, "
-            f"page {self.page + 1}/{pages} · {self.last_update_seconds * 1000:.0f} ms"
-        )
+        about = f"<b>{_info(layer, maps, self._fields).describe()}</b> ({kind}) · channels by activity"
+        self.header.value = f"{about}, page {self.page + 1}/{pages} · {self.last_update_seconds:.3f} s"
 
 
 # --------------------------------------------------------------------------- training and comparison plots
-def history(h, *, stage_boundaries=None, stage_names=None, fig=None):
+def history(h, *, stage_names=None, fig=None):
     """Loss and metric curves per epoch, training and validation, with the training stages marked.
 
-    ``h`` is what ``model.fit`` returned, its ``.history`` dict, or ``tlcourse.train``'s History: an
-    object's ``.stage_boundaries`` (the epochs where a stage starts) and ``.stages`` (names) are marked
-    unless ``stage_boundaries`` and ``stage_names`` are given. Returns the figure (or ``fig``), a panel
-    per metric.
+    ``h`` is what ``model.fit`` returned, its ``.history``, or ``tlcourse.train``'s History, whose stages
+    (``.stage_boundaries``) are marked and named (``.stages``, or ``stage_names``). Returns the figure.
 
     Examples
     --------
-    >>> fig = history({"loss": [1.0, 0.6, 0.5], "val_loss": [1.1, 0.8, 0.7], "accuracy": [0.5, 0.7, 0.8]},
-    ...               stage_boundaries=[2], stage_names=["head", "fine-tuning"])
+    >>> fig = history({"loss": [1.0, 0.6, 0.5], "val_loss": [1.1, 0.8, 0.7], "accuracy": [0.5, 0.7, 0.8]})
     >>> [ax.get_title() for ax in fig.axes]
     ['loss', 'accuracy']
     """
@@ -697,9 +570,8 @@ def history(h, *, stage_boundaries=None, stage_names=None, fig=None):
     if not isinstance(values, Mapping) or not values:
         hint = "Pass what model.fit returned, its .history dict, or tlcourse.train's History."
         raise VizError(f"Cannot read a training history from {type(h).__name__}.", hint=hint)
-    boundaries = stage_boundaries if stage_boundaries is not None else getattr(h, "stage_boundaries", None)
-    boundaries = [b for b in boundaries or [] if b > 0]  # a stage starting at epoch 0 is no boundary
-    names = list(stage_names or getattr(h, "stage_names", None) or getattr(h, "stages", None) or [])
+    boundaries = [b for b in getattr(h, "stage_boundaries", None) or [] if b > 0]  # the first starts at 0
+    names = list(stage_names or getattr(h, "stages", None) or [])
     names += [f"stage {i + 1}" for i in range(len(names), len(boundaries) + 1)]
     metrics = list(dict.fromkeys(k.removeprefix("val_") for k in values if k not in ("learning_rate", "lr")))
     fig = _figure(fig, FIGURE_WIDTH, 3.2 * math.ceil(len(metrics) / 3) + 0.5)
@@ -726,8 +598,7 @@ def history(h, *, stage_boundaries=None, stage_names=None, fig=None):
 def compare(table, *, metric: str = "accuracy", by: str = "fraction", ax=None):
     """Bars of a metric per recipe and ``by`` level: the mean ± standard deviation over seeds.
 
-    ``table`` has a row per run with ``recipe``, ``by`` and ``metric``: a list of dicts, a dict of
-    columns, a pandas DataFrame or ``tlcourse.train.compare``'s result. Returns the figure, or ``ax``.
+    ``table`` (rows, or ``tlcourse.train.compare``'s result) has ``recipe``, ``by`` and ``metric`` per run.
 
     Examples
     --------
@@ -736,10 +607,7 @@ def compare(table, *, metric: str = "accuracy", by: str = "fraction", ax=None):
     >>> [round(float(bar.get_height()), 2) for bar in compare(rows).axes[0].patches]
     [0.45, 0.45, 0.85, 0.85]
     """
-    table = table.to_dict("records") if hasattr(table, "to_dict") else getattr(table, "rows", table)
-    if isinstance(table, Mapping):  # columns
-        table = [dict(zip(table, values, strict=True)) for values in zip(*table.values(), strict=True)]
-    rows = [dict(row) for row in table]
+    rows = [dict(row) for row in getattr(table, "rows", table)]
     if not rows or any(key not in rows[0] for key in ("recipe", by, metric)):
         hint = f"Its columns: {', '.join(rows[0]) if rows else 'none, it is empty'}."
         raise VizError(f"The table needs the columns 'recipe', {by!r} and {metric!r}.", hint=hint)
@@ -748,57 +616,47 @@ def compare(table, *, metric: str = "accuracy", by: str = "fraction", ax=None):
     ax, result = _axes(ax, FIGURE_WIDTH, 4.2)
     width, counts = 0.8 / len(recipes), set()
     for i, recipe in enumerate(recipes):
-        groups = [
-            [float(r[metric]) for r in rows if str(r["recipe"]) == recipe and r[by] == v] for v in levels
-        ]
+        mine = [r for r in rows if str(r["recipe"]) == recipe]
+        groups = [[float(r[metric]) for r in mine if r[by] == v] for v in levels]
         counts.update(len(g) for g in groups)
-        means, spreads = (
-            [np.mean(g) for g in groups],
-            [np.std(g, ddof=1) if len(g) > 1 else 0 for g in groups],
-        )
+        means, spreads = [np.mean(g) for g in groups], [np.std(g, ddof=min(1, len(g) - 1)) for g in groups]
         x = np.arange(len(levels)) + (i - (len(recipes) - 1) / 2) * width
         bars = ax.bar(x, means, width, yerr=spreads, capsize=4, label=recipe)
         ax.bar_label(bars, labels=[f"{m:.2f}" for m in means], fontsize=7, padding=2)
     ax.set_xticks(np.arange(len(levels)), [str(v) for v in levels])
     ax.set(xlabel=by.replace("_", " "), ylabel=f"{metric} (mean ± std)")
-    ax.set_title(f"{metric} by recipe and {by}: mean ± std over {'/'.join(map(str, sorted(counts)))} seed(s)")
-    ax.legend(title="recipe", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    if metric.endswith("accuracy"):
+    if "accuracy" in metric:
         ax.set_ylim(0, 1.08)
+    seeds = "/".join(map(str, sorted(counts)))
+    ax.set_title(f"{metric} by recipe and {by}: mean ± std over {seeds} seed(s)")
+    ax.legend(title="recipe", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return result
 
 
 # --------------------------------------------------------------------------- evaluation plots
 def _classified(model, data, class_names):
     """``x``, ``y``, the predicted classes and their probabilities, and a name per class, from ``(x, y)``
-    arrays or a tf.data.Dataset of pairs (batched or not; integer or one-hot labels)."""
+    arrays or a batched tf.data.Dataset of pairs (integer or one-hot labels)."""
     if hasattr(data, "as_numpy_iterator"):
         pairs = list(data.as_numpy_iterator())
-        if not pairs or not all(isinstance(p, tuple) and len(p) >= 2 for p in pairs):
-            raise VizError("The dataset must yield (x, y) pairs.", hint="Map it to (image, label) first.")
-        join = (
-            np.concatenate if np.ndim(pairs[0][1]) >= 1 and len(pairs[0][0]) == len(pairs[0][1]) else np.stack
-        )
-        data = join([p[0] for p in pairs]), join([p[1] for p in pairs])
+        data = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise VizError(f"Cannot read (x, y) from {type(data).__name__}.", hint="Pass (x, y) or a dataset.")
     x, y = np.asarray(data[0]), np.asarray(data[1])
     y = (y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)).astype(int)
-    probabilities = _probabilities(_first_output(model.predict(x, batch_size=64, verbose=0)))
+    probabilities = _probabilities(model.predict(x, batch_size=64, verbose=0))
     count = max(probabilities.shape[1], int(y.max()) + 1)
     if class_names is not None and len(class_names) < count:
         raise VizError(f"{len(class_names)} class names for {count} classes.", hint="Pass one per class.")
-    names = (
-        [str(n) for n in class_names][:count] if class_names is not None else [str(i) for i in range(count)]
-    )
+    names = list(map(str, class_names if class_names is not None else range(count)))[:count]
     return x, y, probabilities.argmax(axis=1), probabilities.max(axis=1), names
 
 
 def confusion(model, data, *, class_names=None, normalize: str | None = None, ax=None):
-    """The confusion matrix of a classifier on labelled data, drawn by scikit-learn's ``ConfusionMatrixDisplay``.
+    """The confusion matrix of a classifier on labelled data, drawn by scikit-learn's display.
 
-    ``data`` is ``(x, y)`` arrays or a tf.data.Dataset of pairs; ``normalize`` is scikit-learn's
-    (``"true"``, ``"pred"`` or ``"all"`` for shares instead of counts). Returns the figure, or ``ax``.
+    ``data`` is ``(x, y)`` arrays or a batched tf.data.Dataset; ``normalize`` is scikit-learn's (``"true"``,
+    ``"pred"`` or ``"all"`` for shares instead of counts). Returns the figure, or ``ax``.
 
     Examples
     --------
@@ -813,29 +671,17 @@ def confusion(model, data, *, class_names=None, normalize: str | None = None, ax
     _, y, predicted, _, names = _classified(model, data, class_names)
     side = min(FIGURE_WIDTH, max(4.5, 0.45 * len(names) + 2.5))
     ax, result = _axes(ax, side + 1.0, side)
-    options = dict(
-        normalize=normalize, values_format=".2f" if normalize else "d", include_values=len(names) <= 20
-    )
-    ConfusionMatrixDisplay.from_predictions(
-        y,
-        predicted,
-        labels=range(len(names)),
-        display_labels=names,
-        ax=ax,
-        cmap="Blues",
-        xticks_rotation=45,
-        **options,
-    )
+    options = dict(normalize=normalize, values_format=normalize and ".2f", include_values=len(names) <= 20)
+    options.update(labels=range(len(names)), display_labels=names, ax=ax, cmap="Blues", xticks_rotation=45)
+    ConfusionMatrixDisplay.from_predictions(y, predicted, **options)
     ax.set_title(f"Confusion matrix: accuracy {np.mean(predicted == y):.3f} on {len(y)} examples")
     return result
 
 
 def predictions(model, data, *, class_names=None, worst: bool = True, n: int = 16, fig=None):
-    """Images with the predicted and true class and the confidence; mistakes in red.
-
-    ``data`` is ``(x, y)`` arrays or a tf.data.Dataset of pairs. With ``worst`` the most confident
-    mistakes come first, then the least confident right answers; else the first ``n``. Returns the
-    figure, or ``fig``.
+    """Images with a classifier's predicted and true class and its confidence, mistakes in red: with
+    ``worst`` its most confident mistakes, then its least confident right answers, else the first ``n``.
+    ``data`` is ``(x, y)`` arrays or a batched tf.data.Dataset. Returns the figure, or ``fig``.
 
     Examples
     --------
@@ -847,47 +693,38 @@ def predictions(model, data, *, class_names=None, worst: bool = True, n: int = 1
     """
     x, y, predicted, confidence, names = _classified(model, data, class_names)
     if x.ndim not in (3, 4):
-        raise VizError(
-            f"predictions() shows images, got inputs of shape {x.shape[1:]}.", hint="Use confusion()."
-        )
+        raise VizError(f"predictions() shows images, got inputs {x.shape[1:]}.", hint="Use confusion().")
     wrong = predicted != y
-    order = (
-        np.lexsort((np.where(wrong, -confidence, confidence), ~wrong))[:n]
-        if worst
-        else np.arange(n)[: len(y)]
-    )
-    columns = min(4, len(order))
+    order = np.lexsort((np.where(wrong, -confidence, confidence), ~wrong)) if worst else np.arange(len(y))
+    order, columns = order[:n], min(4, n, len(y))
     fig = _figure(fig, FIGURE_WIDTH, math.ceil(len(order) / columns) * 2.6 + 0.6)
-    which = (
-        f"most confident mistakes first ({int(wrong.sum())} of {len(y)} wrong)" if worst else "first examples"
-    )
+    which = f"most confident mistakes first ({wrong.sum()} of {len(y)} wrong)" if worst else "first examples"
     fig.suptitle(f"Predictions of {model.name}: {which}")
     axes = list(fig.subplots(math.ceil(len(order) / columns), columns, squeeze=False).flat)
     for ax in axes[len(order) :]:
         ax.remove()
     for ax, i in zip(axes, order, strict=False):
-        picture, colour, mark = _shown(x[i]), "crimson" if wrong[i] else "seagreen", "✗" if wrong[i] else "✓"
+        picture, (colour, mark) = _shown(x[i]), ("crimson", "✗") if wrong[i] else ("seagreen", "✓")
         ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
         ax.set(xticks=[], yticks=[])
-        ax.set_title(
-            f"{mark} pred: {names[predicted[i]]} ({confidence[i]:.2f})\ntrue: {names[y[i]]}", color=colour
-        )
-        ax.title.set_fontsize(8)
+        ax.set_title(f"{mark} pred: {names[predicted[i]]} ({confidence[i]:.2f})\ntrue: {names[y[i]]}")
+        ax.title.set(fontsize=8, color=colour)
         for spine in ax.spines.values():
             spine.set(edgecolor=colour, linewidth=2.5 if wrong[i] else 1)
     return fig
 
 
-def embeddings(features, labels, *, domains=None, method="pca", class_names=None, domain_names=None, seed=0,
-               max_points=3000, ax=None):  # fmt: skip
-    """A 2-D map of feature vectors (PCA, or t-SNE: clearer clusters, slower): colour = class,
-    marker = domain (e.g. source vs. target). Beyond ``max_points`` a random subset is drawn.
-    Returns the figure, or ``ax``.
+def embeddings(
+    features, labels, *, domains=None, method="pca", class_names=None, domain_names=None, seed=0, ax=None
+):
+    """A 2-D map of feature vectors (PCA, or t-SNE: clearer clusters, slower, on 3,000 points at most):
+    colour = class, marker = domain (e.g. source vs. target). Returns the figure, or ``ax``.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> embeddings(rng.normal(size=(40, 5)), np.arange(40) % 2, domains=np.arange(40) // 20).axes[0].get_xlabel()
+    >>> fig = embeddings(rng.normal(size=(40, 5)), np.arange(40) % 2, domains=np.arange(40) // 20)
+    >>> fig.axes[0].get_xlabel()
     'PC 1'
     """
     x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
@@ -895,15 +732,9 @@ def embeddings(features, labels, *, domains=None, method="pca", class_names=None
     domains = np.zeros(len(x), int) if domains is None else np.asarray(domains).reshape(-1).astype(int)
     if not len(labels) == len(domains) == len(x):
         hint = "Pass one label (and one domain) per feature vector."
-        raise VizError(
-            f"{len(x)} feature vectors, {len(labels)} labels and {len(domains)} domains.", hint=hint
-        )
+        raise VizError(f"{len(x)} feature vectors, {len(labels)} labels, {len(domains)} domains.", hint=hint)
     if method not in ("pca", "tsne"):
         raise unknown_name("method", method, ["pca", "tsne"], error=VizError)
-    if len(x) > max_points:
-        keep = np.sort(np.random.default_rng(seed).choice(len(x), max_points, replace=False))
-        say(f"embeddings: drew {max_points} of {len(x)} points at random.")
-        x, labels, domains = x[keep], labels[keep], domains[keep]
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -914,46 +745,36 @@ def embeddings(features, labels, *, domains=None, method="pca", class_names=None
         from sklearn.manifold import TSNE
         from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
+        keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:3000])  # t-SNE is slow on a CPU
+        x, labels, domains = x[keep], labels[keep], domains[keep]
         perplexity = float(min(30, max(2, (len(x) - 1) / 3)))
         with threadpool_limits(limits=1):  # next to TensorFlow's threads, t-SNE's OpenMP ones oversubscribe
             points = TSNE(perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
         axis, detail = "t-SNE", f"t-SNE, perplexity {perplexity:g}"
-    classes, domain_ids, markers = np.unique(labels), [int(d) for d in np.unique(domains)], "o^sDvPX*"
+    classes, ids, markers = np.unique(labels), [int(d) for d in np.unique(domains)], "o^sDvPX*"
     colours = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    names = (
-        [str(n) for n in class_names]
-        if class_names is not None
-        else [str(c) for c in range(max(classes) + 1)]
-    )
+    names = list(map(str, class_names if class_names is not None else range(max(classes) + 1)))
     ax, result = _axes(ax, FIGURE_WIDTH, 6.0)
-    for (m, d), (k, c) in ((md, kc) for md in enumerate(domain_ids) for kc in enumerate(classes)):
+    for (m, d), (k, c) in ((md, kc) for md in enumerate(ids) for kc in enumerate(classes)):
         if (mask := (labels == c) & (domains == d)).any():
             style = dict(color=colours(k % colours.N), marker=markers[m % 8], linewidths=0, s=14, alpha=0.7)
             ax.scatter(*points[mask].T, **style)
     handle = functools.partial(matplotlib.lines.Line2D, [], [], linestyle="")
-    by_class = [
-        handle(marker="o", color=colours(k % colours.N), label=names[c]) for k, c in enumerate(classes)
-    ]
-    ax.add_artist(
-        ax.legend(handles=by_class, title="class", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    )
-    if len(domain_ids) > 1:
-        dnames = domain_names or [f"domain {d}" for d in range(max(domain_ids) + 1)]
-        by_domain = [
-            handle(marker=markers[m % 8], color="grey", label=dnames[d]) for m, d in enumerate(domain_ids)
-        ]
+    by_class = [handle(marker="o", c=colours(k % colours.N), label=names[c]) for k, c in enumerate(classes)]
+    ax.add_artist(ax.legend(handles=by_class, title="class", fontsize=8, loc=2, bbox_to_anchor=(1.01, 1)))
+    if len(ids) > 1:
+        dnames = domain_names or [f"domain {d}" for d in range(max(ids) + 1)]
+        by_domain = [handle(marker=markers[m % 8], c="0.5", label=str(dnames[d])) for m, d in enumerate(ids)]
         ax.legend(handles=by_domain, title="domain", fontsize=8, loc="lower left", bbox_to_anchor=(1.01, 0))
-    by = "colour = class" + (", marker = domain" if len(domain_ids) > 1 else "")
+    by = "colour = class" + (", marker = domain" if len(ids) > 1 else "")
     ax.set(xlabel=f"{axis} 1", ylabel=f"{axis} 2", title=f"Embeddings of {len(x)} examples ({detail}); {by}")
     return result
 
 
 def augmentations(layer, image, *, n: int = 8, seed: int | None = None, ax=None):
-    """An image and ``n`` random versions of it from an augmentation layer, run with ``training=True``.
-
-    ``layer`` is e.g. ``tlcourse.data.augmentation()`` or a ``keras.Sequential`` of Random* layers;
-    ``seed`` seeds Keras's random generators first, for a figure that is the same every run. Returns the
-    figure (or ``ax``), one picture: the original, then each version.
+    """An image and ``n`` random versions of it from an augmentation layer run with ``training=True``;
+    ``seed`` seeds Keras's random generators first. Returns the figure (or ``ax``) showing one picture:
+    the original, then each version.
 
     Examples
     --------
@@ -963,13 +784,11 @@ def augmentations(layer, image, *, n: int = 8, seed: int | None = None, ax=None)
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    array = _load(image).astype(np.float32)
+    array = np.asarray(image, np.float32)
     array = array[..., None] if array.ndim == 2 else array
     if array.ndim != 3 or not callable(layer):
         hint = "Pass e.g. tlcourse.data.augmentation() and images[0]."
-        raise VizError(
-            f"Expected a layer and one image, got {type(layer).__name__}, {array.shape}.", hint=hint
-        )
+        raise VizError(f"Expected a layer and one image, got {layer!r}, {array.shape}.", hint=hint)
     versions = [array] + [np.asarray(layer(array[None], training=True))[0] for _ in range(n)]
     scale = 255.0 if array.max(initial=0) > 1.5 else 1.0
     tiles = [np.clip(v / scale, 0, 1).repeat(3 // v.shape[-1], axis=-1) for v in versions]
