@@ -102,10 +102,10 @@ import numpy as np
 # Keras downloads a base's ImageNet weights on first use. Offline it cannot, so this cell then builds the
 # same network with random weights (weights=None): every shape and count below is the same.
 weights = None if course.offline else "imagenet"
-mobilenet = keras.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=weights)
+mobilenet = keras.applications.MobileNetV2(input_shape=(128, 128, 3), include_top=False, weights=weights)
 mobilenet.trainable = False  # step 2: freeze — every weight inside the base stops learning
 
-inputs = keras.Input(shape=(160, 160, 3))  # raw RGB in [0, 255]
+inputs = keras.Input(shape=(128, 128, 3))  # raw RGB in [0, 255]
 scaled = keras.applications.mobilenet_v2.preprocess_input(inputs)  # as MobileNetV2 was trained: [-1, 1]
 grid = mobilenet(scaled)  # a grid of feature vectors
 features = keras.layers.GlobalAveragePooling2D()(grid)  # one vector per image
@@ -140,32 +140,37 @@ print(f"only {trainable / (trainable + frozen):.2%} of the weights will be train
 # Why is there no `training=False` when the base is called? In Keras 3, a layer with `trainable = False`
 # always runs in inference mode, and freezing the base froze all its layers: its BatchNormalization layers
 # keep normalising with their stored ImageNet statistics even when `fit()` calls the model in training
-# mode. Let's check on two photos — and see what the same call does for a moment with the base unfrozen:
+# mode. Let's check on two photos — and see what the same call does, for a moment, with the base unfrozen:
 
 # %%
 photos = tlcourse.data.sample_photos()
-two_photos = np.stack([keras.ops.image.resize(photos[name], (160, 160)) for name in ("chelsea", "coffee")])
+two_photos = np.stack([keras.ops.image.resize(photos[name], (128, 128)) for name in ("chelsea", "coffee")])
+extractor = keras.Model(inputs, features)  # the base with its preprocessing and pooling, without the head
+stored = mobilenet.get_weights()  # BatchNorm's statistics are among them
+inference = extractor(two_photos, training=False)
 
 
-def training_mode_change(model):
-    """How far the outputs move when the model is called in training mode, as fit() calls it."""
-    return float(np.max(np.abs(model(two_photos, training=True) - model(two_photos, training=False))))
+def call_in_training_mode():
+    """How far the features, and the base's stored weights, move in one call in training mode (as in fit)."""
+    features_moved = np.max(np.abs(extractor(two_photos, training=True) - inference))
+    now = mobilenet.get_weights()
+    weights_moved = max(np.max(np.abs(after - before)) for after, before in zip(now, stored, strict=True))
+    return float(features_moved), float(weights_moved)
 
 
-frozen_change = training_mode_change(model)
+frozen = call_in_training_mode()
 mobilenet.trainable = True  # unfrozen, as for fine-tuning
-unfrozen_change = training_mode_change(model)
+unfrozen = call_in_training_mode()
 mobilenet.trainable = False
-print(f"frozen base:   outputs move by {frozen_change:.3g} in training mode")
-print(
-    f"unfrozen base: outputs move by {unfrozen_change:.3g} in training mode (BatchNorm uses the batch's statistics)"
-)
-course.record("training_mode_change", {"frozen": frozen_change, "unfrozen": unfrozen_change})
+mobilenet.set_weights(stored)  # undo what the unfrozen call did to the statistics
+print(f"frozen base:   features move by {frozen[0]:.3g}, stored weights by {frozen[1]:.3g}")
+print(f"unfrozen base: features move by {unfrozen[0]:.3g}, stored weights by {unfrozen[1]:.3g}")
+course.record("training_mode", {"frozen": frozen, "unfrozen": unfrozen})
 
 # %% [markdown]
-# Frozen, the base computes exactly the same thing in both modes. Unfrozen, its BatchNorm layers normalise
-# with the statistics of the current batch and update their stored ones — which is what fine-tuning must
-# avoid. Older tutorials protect them by calling the base with `training=False`; in Keras 3 that flag does
+# Frozen, the base computes exactly the same thing in both modes and changes nothing. Unfrozen, its BatchNorm
+# layers normalise with the statistics of the current batch and move their stored ones towards it — what
+# fine-tuning on small batches must avoid. Older tutorials protect them by calling the base with `training=False`; in Keras 3 that flag does
 # not survive `fit()` once the layers are trainable, so lesson 04 keeps BatchNorm layers `trainable = False`
 # instead.
 #
@@ -174,14 +179,11 @@ course.record("training_mode_change", {"frozen": frozen_change, "unfrozen": unfr
 # gets the same random weights):
 
 # %%
-packaged = tlcourse.models.backbone("mobilenet_v2", weights=weights, input_shape=(160, 160, 3))
+packaged = tlcourse.models.backbone("mobilenet_v2", weights=weights, input_shape=(128, 128, 3))
 if course.offline:
     packaged.set_weights(mobilenet.get_weights())
-plain_features = keras.Model(inputs, features)(two_photos)
-difference = float(np.max(np.abs(packaged(two_photos) - plain_features)))
-print(
-    f"features {tuple(plain_features.shape)}: largest difference, plain Keras vs. backbone: {difference:.1e}"
-)
+difference = float(np.max(np.abs(packaged(two_photos) - inference)))
+print(f"features {tuple(inference.shape)}: largest difference, plain Keras vs. backbone: {difference:.1e}")
 course.record("backbone_vs_plain_keras", difference)
 
 # %% [markdown]
@@ -319,6 +321,7 @@ print(f"features: train pool {pool.features.shape}, test {test.features.shape} (
 # %%
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 epochs = EPOCHS or 3 * budget.epochs
@@ -380,7 +383,8 @@ runs = [(k, seed) for k in LABELS_PER_CLASS for seed in budget.seeds]
 for k, seed in tqdm(runs, desc="transfer vs scratch"):
     chosen = labelled_subset(k, seed)
     started = time.perf_counter()
-    head = LogisticRegression(max_iter=2000).fit(pool.features[chosen], y_pool[chosen])
+    with threadpool_limits(limits=1):  # scikit-learn's threads would fight TensorFlow's for the same cores
+        head = LogisticRegression(max_iter=2000).fit(pool.features[chosen], y_pool[chosen])
     rows.append({"recipe": "transfer", "fraction": k, "seed": seed, "seconds": time.perf_counter() - started,
                  "accuracy": accuracy(head.decision_function(test.features), y_test)})  # fmt: skip
     started = time.perf_counter()

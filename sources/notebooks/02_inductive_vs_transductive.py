@@ -153,14 +153,8 @@ def quiz_text():
 
 
 def quiz_widget():
-    """The quiz as ipywidgets; where widgets cannot render, it shows as plain text instead."""
+    """The quiz as ipywidgets: a drop-down per scenario, its feedback beside it."""
     import ipywidgets as widgets
-
-    class Quiz(widgets.VBox):
-        def _repr_mimebundle_(self, **kwargs):  # the text a front-end without widgets displays
-            bundle = super()._repr_mimebundle_(**kwargs)
-            bundle["text/plain"] = quiz_text()
-            return bundle
 
     rows = []
     for number, (text, _, _) in enumerate(QUIZ, start=1):
@@ -174,10 +168,22 @@ def quiz_widget():
         rows.append(
             widgets.VBox([widgets.HTML(f"<b>{number}.</b> {text}"), widgets.HBox([choice, feedback])])
         )
-    return Quiz(rows)
+    return widgets.VBox(rows)
 
 
-quiz_widget()
+class WidgetOrText:
+    """Shows a widget where widgets render (the display data ipywidgets 7 and 8 both produce), text elsewhere."""
+
+    def __init__(self, widget, text):
+        self.widget, self.text = widget, text
+
+    def _repr_mimebundle_(self, **kwargs):
+        view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        return {"application/vnd.jupyter.widget-view+json": view, "text/plain": self.text}
+
+
+quiz = quiz_widget()
+WidgetOrText(quiz, quiz_text())
 
 # %% [markdown]
 # No widgets? Type your answers here (scenario number → setting) and run the cell.
