@@ -178,7 +178,9 @@ def test_figure_has_one_row_per_layer_most_active_channels_first_and_skips_all_z
     np.testing.assert_allclose(grid[-1, 2 * 112 + 4 - 1], bottom_right, atol=1.5)
     assert image_row.get_title() == "input 16×16"
     assert maps.figure.get_suptitle().startswith("Feature maps of")
-    assert maps._repr_png_().startswith(b"\x89PNG") and "14×14×5" in repr(maps)
+    assert maps._repr_png_().startswith(b"\x89PNG") and repr(maps).startswith(
+        "FeatureMaps of these layers:\n  conv  ·  14×14×5"
+    )
 
 
 def test_plots_draw_on_the_axes_or_figure_they_are_given(plain):
@@ -220,6 +222,15 @@ def test_wrong_size_and_channels_are_converted_with_a_note(plain, capsys):
         viz.feature_maps(plain, np.zeros((2, 32, 32, 3)))
     assert "images[0]" in err.value.hint
     assert viz.feature_maps(plain, np.zeros((1, 32, 32, 3)))["plain_conv1"].shape == (30, 30, 4)
+
+
+def test_an_image_file_is_read_by_its_path(plain, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(IMAGE.astype(np.uint8)).save(tmp_path / "noise.png")
+    from_file = viz.feature_maps(plain, tmp_path / "noise.png", layers=["plain_conv1"])
+    from_array = viz.feature_maps(plain, IMAGE.astype(np.uint8), layers=["plain_conv1"])
+    np.testing.assert_allclose(from_file["plain_conv1"], from_array["plain_conv1"], atol=1e-5)
 
 
 def test_never_built_and_subclassed_models_raise_with_a_hint():

@@ -124,7 +124,7 @@ class _Entry:
 
 def _layers(model, path: tuple = ()) -> dict[str, _Entry]:
     """Layer name → its (first) call, nested models' layers included, in the order the image meets them."""
-    layers: dict[str, _Entry] = {}
+    layers = {}
     for node in nodes_in_order(_graph(model)):
         if isinstance(node.operation, keras.Model) and functional_graph(node.operation) is not None:
             for name, entry in _layers(node.operation, (*path, model)).items():
@@ -159,7 +159,8 @@ def _resolve(model, names, offered: list[_Entry]) -> list[_Entry]:
 
 # --------------------------------------------------------------------------- receptive fields
 def _grow(rf, layer):
-    """The receptive field ``((h, w), jump)`` in input pixels after ``layer``."""
+    """The receptive field ``((h, w), jump)`` in input pixels after ``layer`` (a custom layer counts as one
+    that does not widen it: Keras does not expose what it computes)."""
     size, jump = rf
     if _is_conv(layer) or (hasattr(layer, "pool_size") and not type(layer).__name__.startswith("Global")):
         kernel = np.broadcast_to(getattr(layer, "kernel_size", None) or layer.pool_size, 2)
@@ -171,8 +172,7 @@ def _grow(rf, layer):
 
 
 def _receptive_fields(model, start=None) -> tuple[dict, list]:
-    """Layer name → receptive field, and the fields of the model's outputs. Where branches merge, the
-    larger field per axis is kept: exact for the theoretical receptive field."""
+    """Layer name → receptive field, and the fields of the outputs; where branches merge the larger one."""
     graph, one, by_name = _graph(model), ((1, 1), (1, 1)), {}
     fields = {id(t): rf for t, rf in zip(graph.inputs, start or [one] * len(graph.inputs), strict=True)}
     for node in (n for n in nodes_in_order(graph) if not n.is_input):
@@ -182,8 +182,9 @@ def _receptive_fields(model, start=None) -> tuple[dict, list]:
             inner, outs = _receptive_fields(node.operation, [merged] * len(node.input_tensors))
             by_name.update({name: rf for name, rf in inner.items() if name not in by_name})
         else:
-            outs = [by_name.setdefault(node.operation.name, _grow(merged, node.operation))]
-        fields.update({id(t): rf for t, rf in zip(node.output_tensors, outs * 8, strict=False)})
+            outs = [_grow(merged, node.operation)] * len(node.output_tensors)
+            by_name.setdefault(node.operation.name, outs[0])
+        fields.update({id(t): rf for t, rf in zip(node.output_tensors, outs, strict=True)})
     return by_name, [fields.get(id(t), one) for t in graph.outputs]
 
 
@@ -229,8 +230,7 @@ def _symbolic(model, entries: list[_Entry], level: int = 0) -> dict:
 
 
 def _run(model, entries: list[_Entry], batch: np.ndarray, probe=None) -> dict[str, np.ndarray]:
-    """Every entry's output for a batch of one, through ``probe`` (built when not given: one model, the
-    image in and those outputs out)."""
+    """Every entry's output for a batch of one, through ``probe``: one model, the image in, those out."""
     probe = probe or _model(model, list(_symbolic(model, entries).values()))
     outs = probe(batch, training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
@@ -238,19 +238,20 @@ def _run(model, entries: list[_Entry], batch: np.ndarray, probe=None) -> dict[st
 
 
 def _prepare(model, image, *, quiet: bool = False) -> np.ndarray:
-    """``image`` as a float32 batch of one that fits ``model``'s input (grey → RGB, resized), with a note."""
+    """An image (or its path) as a float32 batch of one that fits ``model``'s input, with a note."""
     inputs = list(_graph(model).inputs)
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         hint = "Feature maps need a CNN with one image input: look at that branch alone."
         raise VizError(f"Model {model.name!r} does not take one batch of images.", hint=hint)
     height, width, channels = tuple(inputs[0].shape)[1:]
+    image = keras.utils.load_img(image) if isinstance(image, str) or hasattr(image, "__fspath__") else image
     array, notes = np.asarray(image, np.float32), []
     array = array[0] if array.ndim == 4 and len(array) == 1 else array
     array = array[..., None] if array.ndim == 2 else array
     if array.ndim == 3 and array.shape[-1] == 1 and channels == 3:
         array, notes = np.repeat(array, 3, axis=-1), ["grey → RGB"]
     if array.ndim != 3 or (channels is not None and array.shape[-1] != channels):
-        hint = "Pass one image (height, width, channels): images[0], or keras.utils.load_img(a file)."
+        hint = "Pass one image (height, width, channels), e.g. images[0], or the path of a photo."
         raise VizError(f"Model {model.name!r} takes {channels}-channel images, got {array.shape}.", hint=hint)
     if None not in (height, width) and array.shape[:2] != (height, width):
         notes.append(f"resized {array.shape[0]}×{array.shape[1]} → {height}×{width}")
@@ -289,8 +290,7 @@ class FeatureMaps(dict):
         self.info, self.channels, self.figure = info, channels, figure
 
     def __repr__(self) -> str:
-        rows = map(LayerInfo.describe, self.info.values())
-        return "\n  ".join([f"FeatureMaps of {len(self)} layers:", *rows])
+        return "\n  ".join(["FeatureMaps of these layers:", *map(LayerInfo.describe, self.info.values())])
 
     def _repr_png_(self) -> bytes:
         return _png(self.figure)
