@@ -111,13 +111,8 @@ grid = mobilenet(scaled)  # a grid of feature vectors
 features = keras.layers.GlobalAveragePooling2D()(grid)  # one vector per image
 logits = keras.layers.Dense(5)(features)  # step 3: a new head for 5 classes, logits out
 model = keras.Model(inputs, logits)
-for name, tensor in [
-    ("image", inputs),
-    ("scaled", scaled),
-    ("base", grid),
-    ("pooled", features),
-    ("head", logits),
-]:
+shapes = {"image": inputs, "scaled": scaled, "base": grid, "pooled": features, "head": logits}
+for name, tensor in shapes.items():
     print(f"{name:7s} {tuple(tensor.shape)}")
 
 
@@ -170,9 +165,17 @@ course.record("training_mode", {"frozen": frozen, "unfrozen": unfrozen})
 # %% [markdown]
 # Frozen, the base computes exactly the same thing in both modes and changes nothing. Unfrozen, its BatchNorm
 # layers normalise with the statistics of the current batch and move their stored ones towards it — what
-# fine-tuning on small batches must avoid. Older tutorials protect them by calling the base with `training=False`; in Keras 3 that flag does
-# not survive `fit()` once the layers are trainable, so lesson 04 keeps BatchNorm layers `trainable = False`
-# instead.
+# fine-tuning on small batches must avoid. Older tutorials protect them by calling the base with
+# `training=False`; in Keras 3 that flag does not survive `fit()` once the layers are trainable, so lesson 04
+# keeps the BatchNorm layers `trainable = False` instead.
+#
+# > ⚠️ **Pitfall — copied code from older tutorials.** Many transfer learning tutorials (including the
+# > seeds of this course) use `ImageDataGenerator` (deprecated in Keras 3; use `tf.data` and preprocessing
+# > layers), put a `Flatten()` on top of the base (use global average pooling: far fewer parameters, any
+# > input size), end in `Dense(..., activation="softmax")` with a loss that expects logits, or
+# > `Dense(1, activation="sigmoid")` with `from_logits=True` (one convention end to end: logits out,
+# > `from_logits=True`), and count on `training=False` to keep BatchNorm in inference mode while
+# > fine-tuning — in Keras 3 only `trainable = False` on those layers does (lesson 04).
 #
 # The course's helper `tlcourse.models.backbone(name)` is these lines as one model: the base's preprocessing,
 # the base, the pooling. Same network, same features (offline both are random, so the helper's copy first
@@ -227,17 +230,14 @@ import matplotlib.pyplot as plt
 
 first_conv = next(layer for layer in lite0.layers if isinstance(layer, keras.layers.Conv2D))
 kernels = first_conv.kernel.numpy()  # (height, width, input channels, filters)
-print(
-    f"{first_conv.name}: {kernels.shape[3]} kernels of {kernels.shape[0]}×{kernels.shape[1]} pixels × {kernels.shape[2]} colours"
-)
-fig, axes = plt.subplots(2, 16, figsize=(9.5, 1.6))
+height, width, colours, how_many = kernels.shape
+print(f"{first_conv.name}: {how_many} kernels of {height}×{width} pixels × {colours} colours")
+fig, axes = plt.subplots(2, how_many // 2, figsize=(9.5, 1.6))
 for i, ax in enumerate(axes.flat):
     kernel = kernels[..., i]
-    ax.imshow(
-        (kernel - kernel.min()) / (kernel.max() - kernel.min())
-    )  # stretched to [0, 1] to show as colour
+    ax.imshow((kernel - kernel.min()) / np.ptp(kernel))  # stretched to [0, 1] to show as colour
     ax.set_axis_off()
-fig.suptitle(f"The {kernels.shape[3]} kernels of {first_conv.name}, each stretched to the full colour range")
+fig.suptitle(f"The {how_many} kernels of {first_conv.name}, each stretched to the full colour range")
 plt.show()
 
 # %% [markdown]
