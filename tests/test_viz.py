@@ -171,11 +171,11 @@ def test_figure_has_one_row_per_layer_most_active_channels_first_and_skips_all_z
     title = conv_row.get_title(loc="left")
     assert "conv" in title and "14×14×5" in title and "receptive field 3 px" in title
     assert "3 of 5 channels (1 all-zero skipped)" in title
-    grid = conv_row.get_images()[0].get_array()  # three 112-px tiles, 4-px gaps, in ranked order
-    assert grid.shape == (112, 3 * 112 + 2 * 4, 3)
+    grid = conv_row.get_images()[0].get_array()  # three 80-px tiles, 4-px gaps, in ranked order
+    assert grid.shape == (80, 3 * 80 + 2 * 4, 3)
     expected = viz._normalise(maps["conv"][..., maps.channels["conv"][1]])
     bottom_right = np.asarray(matplotlib.colormaps["viridis"](expected[-1, -1])[:3]) * 255
-    np.testing.assert_allclose(grid[-1, 2 * 112 + 4 - 1], bottom_right, atol=1.5)
+    np.testing.assert_allclose(grid[-1, 2 * 80 + 4 - 1], bottom_right, atol=1.5)
     assert image_row.get_title() == "input 16×16"
     assert maps.figure.get_suptitle().startswith("Feature maps of")
     assert maps._repr_png_().startswith(b"\x89PNG") and repr(maps).startswith(

@@ -347,7 +347,7 @@ def feature_maps(model, image, *, layers=None, max_channels: int = 16, fig=None)
         title = f"{info[name].describe()}  ·  {len(shown)} of {maps.shape[-1]} channels"
         ax.set_title(title + (f" ({zero} all-zero skipped)" if zero else ""), fontsize=9, loc="left")
         tiles = [_normalise(maps[..., c]) for c in shown]
-        ax.imshow(_grid(tiles, [f"#{c}" for c in shown], columns=max(1, min(8, len(tiles)))))
+        ax.imshow(_grid(tiles, [f"#{c}" for c in shown], columns=max(1, min(8, len(tiles))), tile=80))
     for ax in axes:
         ax.set_axis_off()
     return FeatureMaps(activations, info, channels, fig)

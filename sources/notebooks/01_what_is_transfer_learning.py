@@ -370,7 +370,8 @@ def train_from_scratch(images, labels, seed, epochs):
     # A tf.data pipeline rather than NumPy arrays: Keras adds a fixed cost to every epoch over arrays,
     # more than these tiny epochs take themselves.
     batches = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(len(images), seed=seed)
-    model.fit(batches.batch(budget.batch_size), epochs=epochs, verbose=0)
+    # The dataset reshuffles itself every epoch; fit's own `shuffle` is for arrays only.
+    model.fit(batches.batch(budget.batch_size), epochs=epochs, shuffle=False, verbose=0)
     return model
 
 
