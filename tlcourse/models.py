@@ -9,6 +9,7 @@ sneak in between the data and the weights. Lesson 00 builds the same models in p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -293,10 +294,10 @@ def _graft(model: keras.Model, inputs, prefix) -> Any:
 def backbone(
     name: str = _LITE0, *, weights="imagenet", input_shape=None, trainable: bool = False
 ) -> keras.Model:
-    """A pretrained base: raw RGB [0, 255] in, one pooled feature vector per image out.
+    """A pretrained base: raw RGB [0, 255] in, one pooled feature vector per image out (layer ``avg_pool``).
 
-    The convenience for what lesson 00 writes by hand: ``Input → preprocessing →
-    keras.applications.<Base>(include_top=False) → GlobalAveragePooling2D``, frozen.
+    What lesson 00 writes by hand: ``Input → preprocessing → keras.applications.<Base>(include_top=False)
+    → GlobalAveragePooling2D``, frozen; flat, so ``get_layer`` reaches every conv layer.
 
     Parameters
     ----------
@@ -308,11 +309,6 @@ def backbone(
         ``(height, width, 3)``, not below the base's minimum; default its own input size.
     trainable : bool
         ``False`` freezes the base; ``True`` is :func:`unfreeze` (BatchNorm stays frozen).
-
-    Returns
-    -------
-    keras.Model
-        Flat: ``get_layer`` reaches every conv layer; ``avg_pool`` gives the pooled features.
 
     Examples
     --------
@@ -441,8 +437,13 @@ def _convert_lite0(*, progress: bool = True) -> Path:
 
 
 def _lite0_full_model() -> keras.Model:
-    """A fresh copy (own weights) of the converted Lite0 classifier: raw RGB in, 1000 logits out."""
-    return keras.saving.load_model(_convert_lite0(), compile=False)
+    """The converted Lite0 classifier (raw RGB in, 1000 logits out), loaded once per file: only grafted from."""
+    return _load_once(str(_convert_lite0()))
+
+
+@functools.cache
+def _load_once(path: str) -> keras.Model:
+    return keras.saving.load_model(path, compile=False)
 
 
 def _save_atomically(model: keras.Model, target: Path) -> None:
@@ -503,10 +504,8 @@ def headless(model: keras.Model, *, layer: str | None = None) -> keras.Model:
 
     Examples
     --------
-    >>> headless(small_cnn((28, 28, 3), 5)).output.shape
-    (None, 128)
-    >>> headless(small_cnn((28, 28, 3), 5), layer="pool2").output.shape
-    (None, 7, 7, 64)
+    >>> headless(small_cnn((28, 28, 3), 5)).output.shape, headless(small_cnn((28, 28, 3), 5), layer="pool2").output.shape
+    ((None, 128), (None, 7, 7, 64))
     """
     names = [lay.name for lay in model.layers]
     if layer is None:
