@@ -262,7 +262,9 @@ def _keras_app(name: str, inputs, *, weights, include_top: bool):
 
 
 def _input_shape(info: BaseInfo, input_shape) -> tuple:
-    shape = (info.input_size, info.input_size, 3) if input_shape is None else tuple(input_shape)
+    shape = (
+        (info.input_size,) * 2 + (3,) if input_shape is None else tuple(np.atleast_1d(input_shape).tolist())
+    )
     shape = (*shape, 3) if len(shape) == 2 else shape
     if len(shape) != 3 or shape[-1] != 3:
         raise ModelError(f"input_shape={input_shape!r} must be (height, width, 3): ImageNet bases take RGB.",
