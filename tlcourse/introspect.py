@@ -284,7 +284,20 @@ def timm_efficientnet_config(architecture: str) -> dict:
 # --------------------------------------------------------------------------- trainable vs. frozen, per block
 class Table:
     """Rows that print as a text table, and as an HTML table in a notebook: subclasses give ``columns``,
-    ``cells()`` (one tuple per row) and optionally a ``title``."""
+    ``cells()`` (one tuple per row) and optionally a ``title``.
+
+    Examples
+    --------
+    >>> class Sizes(Table):
+    ...     columns = ("name", "params")
+    ...     def cells(self):
+    ...         return [("small", 10), ("large", 1000)]
+    >>> print(Sizes())
+    name   params
+    -----  ------
+    small  10
+    large  1000
+    """
 
     columns: tuple[str, ...] = ()
     title = ""
