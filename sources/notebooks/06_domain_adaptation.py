@@ -767,6 +767,7 @@ for name, extractor in [("source-only", feature_model), ("Deep CORAL", coral.fea
         class_names=class_names, domain_names=["source", "target"], seed=seed,
     )  # fmt: skip
     fig.suptitle(f"{name}: test features of both domains ({method.upper()})")
+    display(fig)  # Jupyter's display(): show each figure inside the loop
 print(f"each map squeezes {feature_width}-dimensional feature vectors into 2 dimensions")
 
 # %% [markdown]
