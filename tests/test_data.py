@@ -295,8 +295,8 @@ def downloads(monkeypatch):
 
     calls, error = [], [None]
 
-    def download_and_prepare(builder, *args, **kwargs):
-        calls.append(builder.name)
+    def download_and_prepare(builder, *args, download_dir=None, **kwargs):
+        calls.append((builder.name, download_dir))
         raise error[0]
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download_and_prepare)
@@ -368,7 +368,20 @@ def test_failed_download_falls_back_to_the_standin(downloads, monkeypatch, capsy
         "(10 classes: T-shirt/top, Trouser, Pullover, Dress, Coat, …); the lesson continues offline"
     )
     assert bundle.name == "fashion_mnist_m" and again.name == "fashion_mnist"
-    assert course.offline is True and calls == ["cats_vs_dogs"]  # a failed download is not retried
+    assert course.offline is True and calls == [("cats_vs_dogs", None)]  # a failed download is not retried
+
+
+def test_with_a_data_dir_the_archives_stay_on_the_local_disk(downloads, monkeypatch, tmp_path, capsys):
+    calls, raised = downloads
+    raised[0] = TimeoutError("timed out")
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    monkeypatch.setenv("TLCOURSE_DATA_DIR", str(tmp_path / "drive"))
+    data.load("tf_flowers", image_size=32)
+    assert calls == [("tf_flowers", str(env.cache_dir("downloads")))]
+    assert (
+        "download.tensorflow.org failed (timed out): tf_flowers → fashion_mnist stand-in"
+        in capsys.readouterr().out
+    )
 
 
 def test_fetch_says_which_host_failed(downloads, monkeypatch):

@@ -261,7 +261,7 @@ def _fashion_raw(folder: Path) -> tuple[np.ndarray, ...]:
 def _fashion_source(folder: Path | None) -> str:
     """Where the files in ``folder`` come from; without a folder, the error that says how to get them."""
     if folder is None:
-        fetch_it = "" if env.is_offline() else ", or download it with `tlcourse fetch fashion_mnist`"
+        fetch_it = "" if env._forced_offline() else ", or download it with `tlcourse fetch fashion_mnist`"
         raise DataError(
             f"Fashion-MNIST's files are missing (looked in {FASHION_DIR} and {env.data_dir() / 'fashion-mnist'}).",
             hint="Install Debian's copy (sudo apt-get install dataset-fashion-mnist), or run "
@@ -455,16 +455,18 @@ def _download(name: str) -> str | None:
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import download_manager, extractor
 
-    try:
-        _builder(name).download_and_prepare()
+    local = str(env.cache_dir("downloads")) if os.environ.get("TLCOURSE_DATA_DIR", "").strip() else None
+    try:  # with TLCOURSE_DATA_DIR (a Drive folder, say) the archives stay on the local disk
+        _builder(name).download_and_prepare(download_dir=local)
     except (OSError, tfds.download.DownloadError, download_manager.NonMatchingChecksumError,
             extractor.ExtractError) as exc:  # fmt: skip
         text = f"{type(exc).__name__}: {exc}".lower()
         if code := re.search(r"http code: (\d+)", text):
             return f"HTTP {code[1]}"
-        if "checksum" in text or "time" in text:
-            return "checksum mismatch" if "checksum" in text else "timed out"
-        return "no connection" if "connect" in text else type(exc).__name__
+        if "checksum" in text:
+            return "checksum mismatch"
+        timeout = "timeout" in text or "timed out" in text
+        return "timed out" if timeout else "no connection" if "connect" in text else type(exc).__name__
     return None
 
 
@@ -602,8 +604,8 @@ def _resolve(name: str, asked: str, course) -> tuple[str, str]:
     if _tfds_prepared(name):
         return name, "tfds"
     course = course or env.last_setup()
-    offline = getattr(course, "offline", None)
-    if offline if offline is not None else env.is_offline():
+    offline = getattr(course, "offline", None)  # before setup(): only TLCOURSE_OFFLINE, no general probe
+    if offline if offline is not None else env._forced_offline():
         why = "offline"
     elif name in _FAILED:
         why = _FAILED[name]
