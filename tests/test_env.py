@@ -152,6 +152,10 @@ def test_report_says_the_online_decision_in_one_line(monkeypatch):
     assert env.is_offline(refresh=True) is True
     assert env._network_line(True).startswith("offline (storage.googleapis.com did not answer")
     assert env._network_line(False).startswith("online (each dataset's host is checked")
+    monkeypatch.setattr(env, "_answered", {"storage.googleapis.com": True})
+    assert env._network_line(True).startswith(
+        "offline (a download failed"
+    )  # a data fallback turned it offline
 
 
 def test_data_dir_is_one_setting(monkeypatch, tmp_path):

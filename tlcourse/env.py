@@ -40,9 +40,8 @@ __all__ = [
 ]
 
 MIN_TENSORFLOW = (2, 16)
-PROBE_HOSTS = (
-    "storage.googleapis.com",
-)  # ImageNet weights (keras.applications), tensorflow-datasets' mirror
+# Where the ImageNet weights (keras.applications) and tensorflow-datasets' mirror live.
+PROBE_HOSTS = ("storage.googleapis.com",)
 PROBE_TIMEOUT = 1.5  # seconds for one decision, all hosts probed in parallel (the goal is ≤ 2 s)
 
 
@@ -267,8 +266,10 @@ def _network_line(offline: bool) -> str:
     forced = _forced_offline()
     if forced is not None:
         return f"{'offline' if forced else 'online'} (TLCOURSE_OFFLINE={int(forced)})"
-    if offline:
+    if offline and all(_answered.get(host) is False for host in PROBE_HOSTS):
         return f"offline ({', '.join(PROBE_HOSTS)} did not answer: stand-ins from installed packages)"
+    if offline:
+        return "offline (a download failed: stand-ins from installed packages)"
     return "online (each dataset's host is checked when it is first loaded)"
 
 
