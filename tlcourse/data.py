@@ -501,7 +501,7 @@ def _tfds_bundle(
         ds = builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False,
                                 decoders=None if text else {"image": tfds.decode.SkipDecoding()})  # fmt: skip
         if classes is not None:
-            ds = ds.map(lambda x, y: (x, tf.gather(table, y))).filter(lambda x, y: y >= 0)
+            ds = ds.map(lambda x, y: (x, tf.gather(table, y))).filter(lambda image, label: label >= 0)
         per_class = labels_per_class if split == "train" and labels_per_class else caps[split != "train"]
         if per_class is not None:
             ds = _cap_stream(
@@ -530,7 +530,7 @@ def _cap_stream(ds, per_class: int, num_classes: int):
     ds = ds.scan(tf.zeros([num_classes], tf.int64), step).take_while(
         lambda x, y, keep, full: tf.logical_not(full)
     )
-    return ds.filter(lambda x, y, keep, full: keep).map(lambda x, y, keep, full: (x, y))
+    return ds.filter(lambda x, y, keep, full: keep).map(lambda image, label, keep, full: (image, label))
 
 
 def _decoder(image_size: int | None):
