@@ -151,7 +151,7 @@ def test_report_says_the_online_decision_in_one_line(monkeypatch):
     monkeypatch.setattr(env, "_answers", lambda host, timeout: False)
     assert env.is_offline(refresh=True) is True
     assert env._network_line(True).startswith("offline (storage.googleapis.com did not answer")
-    assert env._network_line(False).startswith("online (each dataset's host is checked")
+    assert env._network_line(False) == "online (each dataset's host is checked on first use)"
     monkeypatch.setattr(env, "_answered", {"storage.googleapis.com": True})
     assert env._network_line(True).startswith(
         "offline (a download failed"

@@ -270,7 +270,7 @@ def _network_line(offline: bool) -> str:
         return f"offline ({', '.join(PROBE_HOSTS)} did not answer: stand-ins from installed packages)"
     if offline:
         return "offline (a download failed: stand-ins from installed packages)"
-    return "online (each dataset's host is checked when it is first loaded)"
+    return "online (each dataset's host is checked on first use)"
 
 
 # --------------------------------------------------------------------------- devices
@@ -513,6 +513,7 @@ class Course:
 
     def report(self) -> str:
         strategy = type(self.strategy).__name__
+        datasets = f"  ·  datasets {data_dir()}" if os.environ.get("TLCOURSE_DATA_DIR", "").strip() else ""
         b = self.budget
         lines = [
             f"tlcourse {_package_version()}  ·  Python {self.versions['python']}"
@@ -522,8 +523,7 @@ class Course:
             f"{'s' if self.replicas != 1 else ''})",
             f"profile   {self.profile}: images {b.image_size}px, ≤{b.train_per_class or 'all'} train/class,"
             f" {b.epochs}+{b.fine_tune_epochs} epochs, batch {b.batch_size}, seeds {list(b.seeds)}",
-            f"data      {_network_line(self.offline)}",
-            f"folders   datasets {data_dir()}  ·  cache {cache_dir()}",
+            f"data      {_network_line(self.offline)}{datasets}  ·  cache {cache_dir()}",
         ]
         return "\n".join(lines)
 
