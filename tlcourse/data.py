@@ -8,15 +8,15 @@ selection. ``bundle.batches("train")`` builds the input pipeline.
 Data on this machine come first: Fashion-MNIST's files (Debian's, or those ``keras.datasets`` downloads)
 and what tensorflow-datasets has prepared (``tlcourse fetch NAME``); otherwise tfds downloads the data
 (into ``data_dir()/tfds`` when ``TLCOURSE_DATA_DIR`` is set). Offline, when the host does not answer or
-the download fails, ``load`` says so in one line and uses the stand-in of ``STANDINS``; after a failed
-download the last ``setup()``'s course turns offline, so the lesson goes on as it does offline.
+the download fails, ``load`` says so in one line and uses its stand-in (``TFDS_DATASETS``); the last
+``setup()``'s course then turns offline, so the lesson goes on as it does offline.
 
-Always local: ``digits`` (scikit-learn's digits upscaled to 28 × 28), ``photos`` (crops of scikit-image's
-photos, one class per photo; each photo's tiles are divided between the splits) and ``sentiment``
-(≥ 400 labelled sentences, CC0); none holds an exact duplicate (the tests check). ``<image set>_m`` is
-a target domain made with the MNIST-M recipe (``|patch − image|`` with a random patch of a bundled
-photo, seeded, cached); ``classes=[5, 6, 7, 8, 9]`` keeps those classes, relabelled 0..4;
-``labels_per_class=10`` keeps 10 training examples per class, nested across k for one seed.
+Always local: ``digits`` (scikit-learn's, upscaled to 28 × 28), ``photos`` (crops of scikit-image's photos,
+one class per photo, each photo's tiles divided between the splits) and ``sentiment`` (≥ 400 sentences,
+CC0); none holds an exact duplicate (the tests check). ``<image set>_m`` is a target domain made with the
+MNIST-M recipe (``|patch − image|`` with a random patch of a bundled photo; seeded, cached);
+``classes=[5, 6, 7, 8, 9]`` keeps those classes, relabelled 0..4; ``labels_per_class=10`` keeps 10
+training examples per class, nested across k for one seed.
 
 A folder of your own images, one sub-folder per class, needs no helper: Keras's
 ``image_dataset_from_directory`` lists and decodes it, ``cache()`` keeps the decoded images after the
@@ -71,12 +71,12 @@ CLASSES = {  # the local sets' class names
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
     "digits": [str(d) for d in range(10)], "photos": list(PHOTO_CLASSES), "sentiment": ["negative", "positive"],
 }  # fmt: skip
-STANDINS = {  # tensorflow-datasets name -> its offline stand-in
+TFDS_DATASETS = {  # tensorflow-datasets name -> its offline stand-in
     "cats_vs_dogs": "fashion_mnist", "tf_flowers": "fashion_mnist", "oxford_iiit_pet": "fashion_mnist",
     "beans": "photos", "mnist": "digits", "imdb_reviews": "sentiment", "fashion_mnist": "fashion_mnist",
 }  # fmt: skip
 TEXT_DATASETS = {"sentiment", "imdb_reviews"}
-KNOWN = sorted({*STANDINS, *CLASSES} | {f"{n}_m" for n in {*STANDINS, *CLASSES} - TEXT_DATASETS})
+KNOWN = sorted({*TFDS_DATASETS, *CLASSES} | {f"{n}_m" for n in {*TFDS_DATASETS, *CLASSES} - TEXT_DATASETS})
 DIGITS_SIZE, PHOTOS_SIZE, PHOTOS_PER_CLASS = 28, 64, {"train": 60, "val": 20, "test": 20}
 _SPLITS = ("train", "val", "test")
 _FAILED: dict[str, str] = {}  # tfds name -> why its download failed in this session (not retried)
@@ -338,9 +338,8 @@ def _photos_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 # --------------------------------------------------------------------------- splits and caps
 def _per_class_order(y: np.ndarray, seed: int, salt: int) -> list[np.ndarray]:
     """For each class, its indices in a seeded order (prefixes give nested subsets)."""
-    return [
-        np.random.default_rng([seed, salt, int(c)]).permutation(np.flatnonzero(y == c)) for c in np.unique(y)
-    ]
+    classes = np.unique(y).tolist()
+    return [np.random.default_rng([seed, salt, c]).permutation(np.flatnonzero(y == c)) for c in classes]
 
 
 def _stratified_split(y: np.ndarray, fraction: float, seed: int, salt: int) -> tuple[np.ndarray, np.ndarray]:
@@ -422,16 +421,14 @@ def _builder(name: str):
     """tfds's builder, in ``data_dir()/tfds`` when TLCOURSE_DATA_DIR is set (else TFDS_DATA_DIR or tfds's own)."""
     import tensorflow_datasets as tfds
 
-    own = os.environ.get("TLCOURSE_DATA_DIR", "").strip()
-    return tfds.builder(
-        name, data_dir=str(env.data_dir() / "tfds") if own else os.environ.get("TFDS_DATA_DIR")
-    )
+    folder = str(env.data_dir() / "tfds") if os.environ.get("TLCOURSE_DATA_DIR", "").strip() else None
+    return tfds.builder(name, data_dir=folder or os.environ.get("TFDS_DATA_DIR"))
 
 
 def _tfds_prepared(name: str) -> bool:
     """Whether tfds has this dataset on disk (only the file system is read)."""
     try:
-        return name in STANDINS and Path(_builder(name).data_dir, "dataset_info.json").exists()
+        return name in TFDS_DATASETS and Path(_builder(name).data_dir, "dataset_info.json").exists()
     except Exception:  # an unreadable or partial data folder counts as "not prepared"
         return False
 
@@ -527,9 +524,8 @@ def _cap_stream(ds, per_class: int, num_classes: int):
         full_before = tf.reduce_all(counts >= per_class)
         return tf.tensor_scatter_nd_add(counts, [[y]], [1]), (x, y, counts[y] < per_class, full_before)
 
-    ds = ds.scan(tf.zeros([num_classes], tf.int64), step).take_while(
-        lambda x, y, keep, full: tf.logical_not(full)
-    )
+    ds = ds.scan(tf.zeros([num_classes], tf.int64), step)
+    ds = ds.take_while(lambda x, y, keep, full: tf.logical_not(full))
     return ds.filter(lambda x, y, keep, full: keep).map(lambda image, label, keep, full: (image, label))
 
 
@@ -537,9 +533,7 @@ def _decoder(image_size: int | None):
     import tensorflow as tf
 
     resize = _resizer(image_size)
-    return lambda encoded, label: resize(
-        tf.io.decode_image(encoded, channels=3, expand_animations=False), label
-    )
+    return lambda data, label: resize(tf.io.decode_image(data, channels=3, expand_animations=False), label)
 
 
 # --------------------------------------------------------------------------- MNIST-M recipe
@@ -615,7 +609,9 @@ def _resolve(name: str, asked: str, course) -> tuple[str, str]:
         return name, "tfds"
     else:
         why = _FAILED[name] = f"{_shown(_tfds_hosts(name))} failed ({failure})"
-    if (standin := STANDINS[name]) == name:  # Fashion-MNIST without its files: the error says how to get them
+    if (
+        standin := TFDS_DATASETS[name]
+    ) == name:  # Fashion-MNIST without its files: the error says how to get them
         return name, "local"
     if why != "offline" and isinstance(course, env.Course):
         course.offline = True  # the lesson goes on as it does offline
@@ -633,8 +629,8 @@ def load(name: str, *, image_size: int | None = None, classes=None, labels_per_c
     Parameters
     ----------
     name : str
-        ``fashion_mnist``, ``digits``, ``photos``, ``sentiment``, a tensorflow-datasets name of
-        ``STANDINS`` (``cats_vs_dogs``, ``beans``, ...), or ``<image set>_m`` for the MNIST-M target domain.
+        ``fashion_mnist``, ``digits``, ``photos``, ``sentiment``, a tfds name in ``TFDS_DATASETS``
+        (``cats_vs_dogs``, ``beans``, ...), or ``<image set>_m`` for the MNIST-M target domain.
     image_size : int, optional
         Resize images to ``(image_size, image_size)``; default: native size.
     classes : sequence of int, optional
@@ -718,7 +714,7 @@ def cached_datasets() -> list[dict[str, Any]]:
     found = [("digits", "sklearn", None), ("photos", "skimage", None), ("sentiment", "tlcourse", sentiment)]
     if folder := _fashion_dir():
         found.append(("fashion_mnist", _fashion_source(folder), folder))
-    found += [(name, "tfds", Path(_builder(name).data_dir)) for name in STANDINS if _tfds_prepared(name)]
+    found += [(name, "tfds", Path(_builder(name).data_dir)) for name in TFDS_DATASETS if _tfds_prepared(name)]
     found += [(f.name.split("-")[0], "MNIST-M recipe cache", f) for f in env.data_dir().glob("*_m-*")]
     return [{"name": name, "source": source, "path": path and str(path),
              "bytes": sum(p.stat().st_size for p in [path, *path.rglob("*")] if p.is_file()) if path else 0}
