@@ -261,7 +261,7 @@ def _fashion_raw(folder: Path) -> tuple[np.ndarray, ...]:
 def _fashion_source(folder: Path | None) -> str:
     """Where the files in ``folder`` come from; without a folder, the error that says how to get them."""
     if folder is None:
-        fetch_it = "" if env._forced_offline() else ", or download it with `tlcourse fetch fashion_mnist`"
+        fetch_it = "" if env.forced_offline() else ", or download it with `tlcourse fetch fashion_mnist`"
         raise DataError(
             f"Fashion-MNIST's files are missing (looked in {FASHION_DIR} and {env.data_dir() / 'fashion-mnist'}).",
             hint="Install Debian's copy (sudo apt-get install dataset-fashion-mnist), or run "
@@ -599,7 +599,7 @@ def _resolve(name: str, asked: str, course) -> tuple[str, str]:
         return name, "tfds"
     course = course or env.last_setup()
     offline = getattr(course, "offline", None)  # before setup(): only TLCOURSE_OFFLINE, no general probe
-    if offline if offline is not None else env._forced_offline():
+    if offline if offline is not None else env.forced_offline():
         why = "offline"
     elif name in _FAILED:
         why = _FAILED[name]

@@ -159,7 +159,7 @@ _data_dir = data_dir  # setup() has a parameter of that name
 _answered: dict[str, bool] = {}  # "host" or "host:port" -> whether it answered, once per session
 
 
-def _forced_offline() -> bool | None:
+def forced_offline() -> bool | None:
     """What ``TLCOURSE_OFFLINE`` forces: True (offline), False (online), None (unset: probe)."""
     return _env_flag("TLCOURSE_OFFLINE") if os.environ.get("TLCOURSE_OFFLINE", "").strip() else None
 
@@ -186,7 +186,7 @@ def unreachable(hosts, *, timeout: float = PROBE_TIMEOUT) -> list[str]:
     []
     """
     hosts = list(dict.fromkeys(hosts))
-    forced = _forced_offline()
+    forced = forced_offline()
     if forced is not None:
         return hosts if forced else []
     new = [h for h in hosts if h not in _answered]
@@ -263,7 +263,7 @@ def is_offline(*, refresh: bool = False) -> bool:
 
 
 def _network_line(offline: bool) -> str:
-    forced = _forced_offline()
+    forced = forced_offline()
     if forced is not None:
         return f"{'offline' if forced else 'online'} (TLCOURSE_OFFLINE={int(forced)})"
     if offline and all(_answered.get(host) is False for host in PROBE_HOSTS):
