@@ -234,10 +234,13 @@ def test_mirrored_strategy_over_two_logical_cpus():
     assert "MirroredStrategy 2" in out.stdout
 
 
-def test_setup_keeps_tensorflows_native_log_lines_out_of_the_first_cell():
+@pytest.mark.parametrize("profile", ["ci", "cpu"])
+def test_setup_keeps_tensorflows_native_log_lines_out_of_the_first_cell(profile):
     # TensorFlow 2.20+ writes "oneDNN custom operations are on" and the like to file descriptor 2
-    # before absl is initialised; in a notebook that is red text under the set-up cell.
-    code = "import tlcourse; tlcourse.setup('00', profile='ci', verbose=False); print('done')"
+    # before absl is initialised; in a notebook that is red text under the set-up cell. The lessons
+    # import Keras after setup(), as here.
+    code = (f"import tlcourse; tlcourse.setup('00', profile={profile!r}, verbose=False); "
+            "import keras, tensorflow; keras.ops.ones(2); print('done')")  # fmt: skip
     environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ)
     assert quiet.returncode == 0, quiet.stderr

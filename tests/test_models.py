@@ -113,6 +113,31 @@ def test_keras_applications_offline_fail_at_once_and_name_the_alternative(monkey
         models.fetch("vgg16")
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Exception("URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/x.h5: 404 -- Not Found"),
+        Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- [Errno -3] Temporary failure in name resolution"),
+        ValueError("Incomplete or corrupted file detected. The sha256 file hash does not match the provided value."),
+    ],
+)  # fmt: skip
+def test_a_failed_weight_download_online_is_one_clear_error(monkeypatch, tmp_path, failure):
+    from keras.src.utils import file_utils  # where keras.applications downloads (Keras 3.15)
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(file_utils, "get_file", fail)
+    with pytest.raises(OfflineError) as err:
+        models.backbone("mobilenet_v2", input_shape=(96, 96, 3))
+    message = str(err.value)
+    assert "'mobilenet_v2'" in message and "storage.googleapis.com" in message
+    assert str(failure).splitlines()[0][-40:] in message and "TLCOURSE_OFFLINE=1" in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
 def test_keras_weights_already_downloaded_count_as_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     assert models.cached_assets()["vgg16"] is None

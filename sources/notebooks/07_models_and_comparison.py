@@ -46,14 +46,15 @@ EPOCHS = (
 )
 
 # %%
+import tlcourse
+
+course = tlcourse.setup("07", profile=PROFILE)  # first: it quiets TensorFlow's start-up logs
+
 import time
 
 import keras
 import numpy as np
 
-import tlcourse
-
-course = tlcourse.setup("07", profile=PROFILE)
 budget = course.budget
 lesson_started = time.process_time()
 

@@ -30,11 +30,11 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import keras
-
 import tlcourse
 
-course = tlcourse.setup("00")
+course = tlcourse.setup("00")  # first: it quiets TensorFlow's start-up logs
+
+import keras
 
 # %% [markdown]
 # ## 00.1 A model that outputs logits

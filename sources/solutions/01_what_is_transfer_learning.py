@@ -31,12 +31,12 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import keras
-import numpy as np
-
 import tlcourse
 
-course = tlcourse.setup("01")
+course = tlcourse.setup("01")  # first: it quiets TensorFlow's start-up logs
+
+import keras
+import numpy as np
 
 # %% [markdown]
 # ## 01.1 The workflow, in order

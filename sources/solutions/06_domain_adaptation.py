@@ -41,13 +41,13 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
+import tlcourse
+
+course = tlcourse.setup("06")  # first: it quiets TensorFlow's start-up logs
+
 import keras
 import numpy as np
 import tensorflow as tf
-
-import tlcourse
-
-course = tlcourse.setup("06")
 
 # %% [markdown]
 # ## 06.1 A gradient reversal layer

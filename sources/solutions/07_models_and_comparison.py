@@ -41,13 +41,13 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
+import tlcourse
+
+course = tlcourse.setup("07")  # first: it quiets TensorFlow's start-up logs
+
 import keras
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-
-import tlcourse
-
-course = tlcourse.setup("07")
 
 # %% [markdown]
 # ## 07.1 Pick a base for a memory budget
