@@ -75,7 +75,9 @@ __all__ = [
 ]
 
 RECIPE_VERSION = 1  # bump when the *_m blending or the photos crops change: old caches are then ignored
-FASHION_DIR = Path(os.environ.get("TLCOURSE_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+# Debian's `dataset-fashion-mnist`; without it, the same files `tlcourse test-env` downloads into the cache.
+_DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_DIR = Path(os.environ.get("TLCOURSE_FASHION_MNIST_DIR") or (_DEBIAN_FASHION if _DEBIAN_FASHION.is_dir() else env.cache_dir("data") / "fashion-mnist"))  # fmt: skip
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

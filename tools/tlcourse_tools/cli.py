@@ -18,7 +18,10 @@ from tlcourse.errors import TlcourseError
 def cmd_test_env(args: argparse.Namespace) -> int:
     """Prepare the offline assets for `make test` and say what is missing (never fails)."""
     from tlcourse import env
+    from tlcourse_tools import fashion
 
+    # First, before tlcourse.data is imported (it decides where Fashion-MNIST lives when imported).
+    print(fashion.ensure()[1])
     env.quiet_tensorflow()  # before the modules that import TensorFlow
     from tlcourse import models
 
