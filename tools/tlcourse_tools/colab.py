@@ -526,6 +526,7 @@ def run_twin(
         TLCOURSE_RECORD_DIR=str(work / "records"),
         PATH=str(venv / "bin") + os.pathsep + os.environ.get("PATH", ""),
         VIRTUAL_ENV=str(venv),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",  # ipykernel 6's debugger warns on every kernel start otherwise
     )
     with _step(run, "prepare offline assets", say):
         _seed_downloads(root, work / "cache")
