@@ -320,7 +320,10 @@ def freeze_diff(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str
     {'changed': ['numpy 2.0.2 → 2.1.3'], 'added': ['tlcourse==0.1']}
     """
     changed = [f"{n} {v} → {after.get(n, 'removed')}" for n, v in sorted(before.items()) if after.get(n) != v]
-    added = [f"{n}=={after[n]}" for n in sorted(set(after) - set(before))]
+    added = [
+        f"{n} @ {after[n]}" if "://" in after[n] else f"{n}=={after[n]}"
+        for n in sorted(set(after) - set(before))
+    ]
     return {"changed": changed, "added": added}
 
 
