@@ -4,6 +4,7 @@ cell installs the course there without changing anything Colab already has (or s
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -296,3 +297,86 @@ def test_a_changed_package_fails_the_twin():
     run.diff = colab.freeze_diff({"ipywidgets": "7.7.1"}, {"ipywidgets": "8.1.9", "tlcourse": "file:///c"})
     assert not run.ok
     assert "packages the install cell changed: ipywidgets 7.7.1 → 8.1.9" in run.report()
+
+
+# --------------------------------------------------------------------------- the idea, with real pip
+def _wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
+    """A minimal pure-Python wheel (one module, no build step)."""
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\n"
+        + f"Name: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in files) + f"{info}/RECORD,,\n"
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as whl:
+        for path, text in files.items():
+            whl.writestr(path, text)
+
+
+DRIVER = """\
+import socket, sys, types
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+socket.create_connection = lambda *a, **k: types.SimpleNamespace(close=lambda: None)  # "online"
+cell = open(sys.argv[1], encoding="utf-8").read().replace(sys.argv[2], sys.argv[3])  # the course's URL
+try:
+    exec(compile(cell, "install-cell", "exec"), {"__name__": "__main__"})
+except Exception as exc:
+    print("".join(exc._render_traceback_()))
+"""
+
+
+@pytest.mark.slow
+def test_real_pip_adds_what_is_missing_and_refuses_to_change_what_is_installed(tmp_path):
+    """A runtime holding tensorflow 2.20.0, keras 3.13.2 and widgets 7.7.1 (stand-in wheels, offline):
+    the cell adds a course that fits, and refuses, naming the conflict, one that would need widgets 8."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for name, version in (
+        ("tensorflow", "2.20.0"),
+        ("keras", "3.13.2"),
+        ("widgets", "7.7.1"),
+        ("widgets", "8.1.9"),
+    ):
+        _wheel(wheels, name, version)
+    _wheel(wheels, "extra", "1.0")
+    _wheel(wheels, "tlcourse", "1.0", ("widgets>=8.1",))  # a course that would need a newer widgets
+    _wheel(wheels, "tlcourse", "2.0", ("widgets>=7.7.1", "extra"))  # one that fits the runtime
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the venv holds counts
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # fmt: skip
+    venv = tmp_path / "runtime"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, cwd=tmp_path)
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "-q"]
+    subprocess.run(
+        [*pip, "tensorflow==2.20.0", "keras==3.13.2", "widgets==7.7.1"], check=True, env=env, cwd=tmp_path
+    )
+    (tmp_path / "cell.py").write_text(CELL)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    course = f"tlcourse @ git+{authoring.REPO_URL}@{authoring.BRANCH}"
+
+    def run_cell_as(requirement: str) -> str:
+        args = [python, str(tmp_path / "driver.py"), str(tmp_path / "cell.py"), course, requirement]
+        return subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300).stdout
+
+    def freeze() -> list[str]:
+        return subprocess.run(
+            [python, "-m", "pip", "freeze"], env=env, capture_output=True, text=True
+        ).stdout.split()
+
+    installed = freeze()
+    refused = run_cell_as("tlcourse==1.0")
+    assert refused.startswith("❌ pip could not add the course without changing this runtime: ")
+    assert "tlcourse 1.0 depends on widgets>=8.1" in refused and "(constraint) widgets==7.7.1" in refused
+    assert refused.rstrip().endswith("then run this cell again.") and "Traceback" not in refused
+    assert freeze() == installed, "nothing changed"
+    assert (
+        run_cell_as("tlcourse==2.0")
+        == "✅ tlcourse 2.0 ready; added extra, tlcourse; changed nothing else.\n"
+    )
+    assert sorted(freeze()) == sorted([*installed, "extra==1.0", "tlcourse==2.0"])
