@@ -21,7 +21,8 @@ def cmd_test_env(args: argparse.Namespace) -> int:
     from tlcourse_tools import fashion
 
     # First, before tlcourse.data is imported (it decides where Fashion-MNIST lives when imported).
-    print(fashion.ensure()[1])
+    fashion_ready, line = fashion.ensure()
+    print(line)
     env.quiet_tensorflow()  # before the modules that import TensorFlow
     from tlcourse import models
 
@@ -31,12 +32,14 @@ def cmd_test_env(args: argparse.Namespace) -> int:
         except TlcourseError as exc:
             print(f"{WARN} {name} could not be prepared, tests that need it will be skipped: {exc}")
     try:
+        if not fashion_ready:
+            raise TlcourseError("it is trained on Fashion-MNIST, which is missing (see above)")
         # The lessons' pretrained source CNN takes about a minute to train once; do it before the
         # notebooks run so that no lesson pays for it inside its own time budget.
         models.source_model(progress=False)
         print(f"{OK} source model (small CNN pretrained on Fashion-MNIST classes 0-4) ready")
     except TlcourseError as exc:
-        print(f"{WARN} source model could not be prepared, lessons 01-05 will fail: {exc}")
+        print(f"{WARN} source model (lessons 01-05) could not be prepared: {exc}")
     for status, what, fix in offline_asset_rows():
         print(f"{status} {what}" + (f"  ({fix})" if fix and status != OK else ""))
     return 0

@@ -40,7 +40,8 @@ FILES = {
     "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
     "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
-MISSING = "Fashion-MNIST's files are missing"  # what tlcourse.data's DataError says
+# What tlcourse.data says when the files are missing (load's DataError, fetch's OfflineError).
+MISSING = ("Fashion-MNIST's files are missing", "Cannot download 'fashion_mnist'")
 FIX = f"sudo apt-get install {DEBIAN_PACKAGE}, or run `tlcourse test-env` with internet access"
 SKIP_REASON = f"Fashion-MNIST is not installed ({FIX})"
 

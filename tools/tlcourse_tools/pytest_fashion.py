@@ -30,7 +30,7 @@ def pytest_runtest_setup(item):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.failed and MISSING in str(report.longrepr) and _files_missing():
+    if report.failed and any(text in str(report.longrepr) for text in MISSING) and _files_missing():
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {SKIP_REASON}")
         if item.path.suffix == ".ipynb" and item.parent is not None:
