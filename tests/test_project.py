@@ -220,8 +220,19 @@ def test_offline_without_apt_it_says_the_fix_in_one_line(tmp_path):
 
 
 def test_data_reads_the_folder_that_test_env_fills(tmp_path):
-    code = "from tlcourse import data; from tlcourse_tools import fashion; print(data.FASHION_DIR == fashion.folder())"
-    for extra in ({"TLCOURSE_FASHION_MNIST_DIR": str(tmp_path)}, {"TLCOURSE_CACHE": str(tmp_path)}):
+    """The files ``test-env`` puts into ``fashion.folder()`` are the ones ``tlcourse.data`` finds."""
+    if DEBIAN_FILES is None:
+        pytest.skip("needs Debian's dataset-fashion-mnist to copy the files from")
+    code = (
+        "import shutil; from tlcourse import data; from tlcourse_tools import fashion; "
+        f"[shutil.copy({str(DEBIAN_FILES)!r} + '/' + n, fashion.folder()) for n in fashion.FILES "
+        "if fashion.folder().mkdir(parents=True, exist_ok=True) or not fashion.present(fashion.folder())]; "
+        "print([r['path'] for r in data.cached_datasets() if r['name'] == 'fashion_mnist'] == [str(fashion.folder())])"
+    )
+    for extra in (
+        {"TLCOURSE_FASHION_MNIST_DIR": str(tmp_path / "chosen")},
+        {"TLCOURSE_CACHE": str(tmp_path)},
+    ):
         env = {k: v for k, v in os.environ.items() if k != "TLCOURSE_FASHION_MNIST_DIR"} | extra
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
         assert out.stdout.strip() == "True", out.stderr[-2000:]

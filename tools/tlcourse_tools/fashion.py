@@ -3,12 +3,12 @@ are skipped with one line that names the fix, never a wall of failures.
 
 Where the files come from, first that applies (:func:`plan` decides, :func:`ensure` acts):
 
-1. already there: ``TLCOURSE_FASHION_MNIST_DIR``, Debian's folder, or the cache (what ``tlcourse.data``
-   reads);
+1. already there: ``TLCOURSE_FASHION_MNIST_DIR``, Debian's folder, or ``tlcourse.env.data_dir()``'s
+   ``fashion-mnist`` folder (the folders ``tlcourse.data`` reads);
 2. Debian's package ``dataset-fashion-mnist`` when running as root with apt (and no folder was chosen
    with ``TLCOURSE_FASHION_MNIST_DIR``);
 3. the same four files from the URLs ``keras.datasets.fashion_mnist`` uses, when online, into the
-   cache (or the chosen folder), each checked against the SHA-256 of its content;
+   data folder (or the chosen folder), each checked against the SHA-256 of its content;
 4. otherwise nothing, and one line saying how to get them.
 
 :mod:`tlcourse_tools.pytest_fashion` (a pytest plugin the root ``conftest.py`` loads) turns a test's or a
@@ -67,16 +67,14 @@ def this_machine(*, timeout: float = 3.0) -> Machine:
 
 
 def folder() -> Path:
-    """The folder ``tlcourse.data`` reads: ``TLCOURSE_FASHION_MNIST_DIR``, else Debian's folder when it
-    exists, else ``<cache>/data/fashion-mnist``."""
+    """Where ``test-env`` looks first and puts the files, one of the folders ``tlcourse.data`` reads:
+    ``TLCOURSE_FASHION_MNIST_DIR``, else Debian's folder when it exists, else ``data_dir()/fashion-mnist``."""
     chosen = os.environ.get("TLCOURSE_FASHION_MNIST_DIR")
     if chosen:
         return Path(chosen)
     if DEBIAN_DIR.is_dir():
         return DEBIAN_DIR
-    from tlcourse.env import cache_dir
-
-    return cache_dir("data") / "fashion-mnist"
+    return _data_folder()
 
 
 def present(path: Path) -> bool:
@@ -159,7 +157,7 @@ def ensure(
         if way == "apt" and _apt_install(run) and present(DEBIAN_DIR):
             return True, f"✅ Fashion-MNIST: installed Debian's {DEBIAN_PACKAGE} ({DEBIAN_DIR})"
         if way == "download":
-            target = path if chosen or path != DEBIAN_DIR else _cache_folder()
+            target = path if chosen or path != DEBIAN_DIR else _data_folder()
             try:
                 download(target, fetch=fetch)
             except (OSError, ValueError) as exc:
@@ -172,7 +170,7 @@ def ensure(
     return False, f"⚠️  Fashion-MNIST is missing, so the tests that need it will be skipped. Fix: {FIX}"
 
 
-def _cache_folder() -> Path:
-    from tlcourse.env import cache_dir
+def _data_folder() -> Path:
+    from tlcourse.env import data_dir
 
-    return cache_dir("data") / "fashion-mnist"
+    return data_dir() / "fashion-mnist"

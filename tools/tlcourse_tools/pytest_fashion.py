@@ -4,11 +4,9 @@ sums it up. Loaded by the root ``conftest.py``; see :mod:`tlcourse_tools.fashion
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tlcourse_tools.fashion import FIX, MISSING, SKIP_REASON, present
+from tlcourse_tools.fashion import FIX, MISSING, SKIP_REASON
 
 _missing_in: set[str] = set()  # notebooks (nbval parents) whose data turned out to be missing
 
@@ -18,7 +16,7 @@ def _files_missing() -> bool:
         from tlcourse import data
     except ImportError:
         return False
-    return not present(Path(data.FASHION_DIR))
+    return not any(row["name"] == "fashion_mnist" for row in data.cached_datasets())
 
 
 def pytest_runtest_setup(item):
