@@ -85,11 +85,12 @@ test-browser: $(VENV)/.browser
 
 # Colab's runtime as a twin: a venv on Colab's Python holding Colab's versions of what the course touches
 # (tools/colab/colab-gpu.<date>.txt, made from Google's published pip freeze), then the lessons' own
-# install cell, which must change no package already there, then every test in that venv. Skipped, with
-# how to get it, where that Python is missing. `make test-colab-floor`: Colab's oldest snapshot, the
-# version floors of pyproject.toml (the install check and the lessons).
+# install cell, which must change no package already there, then what Colab's versions can break (every
+# lesson and its claims, the doctests, the version-sensitive tests: colab.COLAB_SUITE) in that venv.
+# Skipped, with how to get it, where that Python is missing. `make test-colab-floor`: Colab's oldest
+# snapshot, the version floors of pyproject.toml (the install check and the lessons).
 test-colab: $(VENV)/.test
-	$(PY) -m tlcourse_tools colab-twin newest --jobs $(JOBS)
+	$(PY) -m tlcourse_tools colab-twin newest --suite colab --jobs $(JOBS)
 
 test-colab-floor: $(VENV)/.test
 	$(PY) -m tlcourse_tools colab-twin oldest --suite lessons --jobs $(JOBS)

@@ -252,6 +252,42 @@ def test_constraint_files_are_named_by_date_and_pin_the_course_floors():
     assert newest.python_minor == "3.13" and oldest.python_minor == "3.12"
 
 
+def test_readme_declares_what_pyproject_declares_and_the_twins_run():
+    """README's support table: its 'declared' row is pyproject's bounds, and each twin's row is its snapshot."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    bounds = dict(re.findall(r"^([\w-]+)>=([\d.]+)", "\n".join(project["dependencies"]), re.M))
+    low, high = re.fullmatch(r">=3\.(\d+),<3\.(\d+)", project["requires-python"]).groups()
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| ")
+    }
+    python, tf, keras, hub, widgets, _ = rows["declared in `pyproject.toml`"]
+    assert python == f"3.{low}–3.{int(high) - 1}"
+    assert [tf.split("–")[0], keras.split("–")[0], hub.split("–")[0], widgets.split("–")[0]] == [
+        bounds["tensorflow"],
+        bounds["keras"],
+        bounds["keras-hub"],
+        bounds["ipywidgets"],
+    ]
+    for snap, target in ((colab.snapshot("newest"), "make test-colab"), (colab.snapshot("oldest"), "make test-colab-floor")):  # fmt: skip
+        row = next(cells for key, cells in rows.items() if key.startswith(f"`{target}`"))
+        assert snap.date in next(key for key in rows if key.startswith(f"`{target}`"))
+        assert row[:5] == [
+            snap.python_minor,
+            *(snap.pins[n] for n in ("tensorflow", "keras", "keras-hub", "ipywidgets")),
+        ]
+        assert int(low) <= int(snap.python_minor.split(".")[1]) < int(high), (
+            "requires-python must admit Colab's Python"
+        )
+
+
+def test_the_colab_suite_names_what_exists():
+    for target in colab.COLAB_SUITE:
+        assert (ROOT / target).exists(), target
+
+
 def test_regenerating_a_constraint_file(tmp_path):
     freeze = tmp_path / "pip-freeze.gpu.2027-01-02.txt"
     freeze.write_text(

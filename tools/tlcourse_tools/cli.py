@@ -146,7 +146,7 @@ def add_commands(sub) -> None:
     )
     twin.add_argument("snapshot", nargs="?", default="newest", help="newest (default), oldest or a date")
     twin.add_argument(
-        "--suite", choices=("full", "lessons"), default="full", help="what to run (default: full)"
+        "--suite", choices=("colab", "full", "lessons"), default="full", help="what to run (default: full)"
     )
     twin.add_argument("--jobs", type=int, default=2, help="pytest-xdist workers (default: 2)")
     twin.add_argument(

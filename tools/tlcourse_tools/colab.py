@@ -71,6 +71,22 @@ KERNEL_AND_TOOLS = (
 )
 # Installed after the install cell, at the versions the venv then holds (so nothing Colab has moves).
 TEST_TOOLS = ("pytest-xdist", "pytest-timeout", "nbval")
+# `make test-colab`'s suite: what Colab's versions can break, in about half of `make test`'s time (the
+# whole suite already runs on the newest versions in `make test`). Every lesson end to end and the
+# claims it records; the package's doctests; the tests of the code that reaches into version-specific
+# API: Keras/keras-hub internals (introspect), ipywidgets 7 (viz), keras-hub models and weights
+# (models), tensorflow-datasets and protobuf (data), the install cell (colab). Solutions, exercises and
+# the checks' tests use the same package code through public Keras API.
+COLAB_SUITE = (
+    "notebooks",
+    "tlcourse",
+    "tests/test_introspect.py",
+    "tests/test_viz.py",
+    "tests/test_models.py",
+    "tests/test_data.py",
+    "tests/test_colab.py",
+)
+SUITES = ("colab", "full", "lessons")
 
 _CUDA_ONLY = re.compile(r"cuda|-cu1\d($|-)|^nvidia-|^rapids-", re.IGNORECASE)
 # Colab's own packages and Ubuntu's system builds: not installable from PyPI at these versions.
@@ -437,9 +453,10 @@ def run_twin(
        there may change.
     3. The test tools, pinned to everything the venv now holds (nothing of Colab's moves); the offline
        assets (``tlcourse test-env``, into the twin's own cache).
-    4. ``suite="full"``: what ``make test`` runs (unit tests, every lesson, solution and exercise notebook,
-       offline, ``ci`` profile, socket guard), then the claims; ``suite="lessons"``: the lessons and their
-       claims; ``pytest_args``: exactly these instead.
+    4. ``suite="colab"`` (``make test-colab``): :data:`COLAB_SUITE`, what Colab's versions can break,
+       then the claims; ``suite="full"``: what ``make test`` runs (unit tests, every lesson, solution and
+       exercise notebook, offline, ``ci`` profile, socket guard), then the claims; ``suite="lessons"``:
+       the lessons and their claims; ``pytest_args``: exactly these instead.
 
     ``which`` is ``"newest"``, ``"oldest"`` or a snapshot date. When no interpreter of the snapshot's
     Python is found the run is skipped with the reason (how to get one).
@@ -583,10 +600,12 @@ def _run_tests(python: Path, env, root: Path, work: Path, *, suite: str, jobs: i
         skip = ["--ignore=tests/claims", "--ignore=tests/browser",
                 # `make lab` would install JupyterLab into the twin, which Colab does not have.
                 "--deselect", "tests/test_project.py::test_make_lab_serves_the_course"]  # fmt: skip
+    elif suite == "colab":
+        targets, skip = list(COLAB_SUITE), []
     elif suite == "lessons":
         targets, skip = ["notebooks"], []
     else:
-        raise ConfigError(f"Unknown twin suite {suite!r}.", hint="Use 'full' or 'lessons'.")
+        raise ConfigError(f"Unknown twin suite {suite!r}.", hint="Use one of " + ", ".join(SUITES) + ".")
     junit = ["--junitxml", str(work / "junit.xml")]
     first = _sh([*common, *xdist, *nbval, *junit, *skip, *targets], env=env, cwd=root).returncode
     claims = _sh([*common, "tests/claims"], env=env, cwd=root).returncode
