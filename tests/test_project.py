@@ -1,5 +1,6 @@
 """The project's own promises: dependencies, environment.yml, `make lab`, the CLI."""
 
+import gzip
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tlcourse_tools import fashion
+from tlcourse_tools.fashion import Machine
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the course itself runs on 3.10 too
 
@@ -149,3 +152,145 @@ def test_lessons_call_setup_before_importing_keras(source):
     assert first is None or first.start() > setup, (
         f"{source.name}:{text.count(chr(10), 0, first.start()) + 1} imports {first.group(2)} before tlcourse.setup()"
     )
+
+
+# --------------------------------------------------------------------------- make test on a fresh machine
+
+DEBIAN_FILES = fashion.DEBIAN_DIR if fashion.present(fashion.DEBIAN_DIR) else None
+
+
+@pytest.mark.parametrize(
+    ("machine", "chosen", "ways"),
+    [
+        (Machine(root=True, apt=True, online=True), False, ["apt", "download"]),
+        (Machine(root=True, apt=True, online=False), False, ["apt"]),
+        (Machine(root=True, apt=False, online=True), False, ["download"]),
+        (Machine(root=False, apt=True, online=True), False, ["download"]),
+        (Machine(root=False, apt=True, online=False), False, ["skip"]),
+        (Machine(root=True, apt=True, online=False), True, ["skip"]),  # apt cannot fill a chosen folder
+    ],
+)
+def test_where_fashion_mnist_comes_from(machine, chosen, ways):
+    assert fashion.plan(machine, have_files=False, folder_chosen=chosen) == ways
+
+
+def _copy_debian_files(url: str, path: Path) -> None:
+    if DEBIAN_FILES is None:
+        pytest.skip("needs Debian's dataset-fashion-mnist as the stand-in for keras.datasets' server")
+    path.write_bytes((DEBIAN_FILES / url.rsplit("/", 1)[1]).read_bytes())
+
+
+def test_as_root_with_apt_it_installs_debians_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion, "DEBIAN_DIR", tmp_path / "debian")
+    commands = []
+
+    def apt(args, **kwargs):  # a fresh machine: install fails until `apt-get update` ran
+        commands.append(args[:2])
+        if args[1] == "install" and ["apt-get", "update"] in commands:
+            for name in fashion.FILES:
+                _copy_debian_files(fashion.KERAS_URL + name, _mkdir(tmp_path / "debian") / name)
+            return subprocess.CompletedProcess(args, 0)
+        return subprocess.CompletedProcess(args, 0 if args[1] == "update" else 100)
+
+    ready, line = fashion.ensure(
+        machine=Machine(root=True, apt=True, online=False), path=tmp_path / "debian", run=apt
+    )
+    assert commands == [["apt-get", "install"], ["apt-get", "update"], ["apt-get", "install"]]
+    assert ready and line.startswith("✅ Fashion-MNIST: installed Debian's dataset-fashion-mnist")
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_without_apt_it_downloads_and_verifies_keras_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("TLCOURSE_FASHION_MNIST_DIR", raising=False)
+    urls = []
+
+    def fetch(url, path):
+        urls.append(url)
+        _copy_debian_files(url, path)
+
+    target = tmp_path / "cache" / "data" / "fashion-mnist"
+    ready, line = fashion.ensure(machine=Machine(root=False, apt=True, online=True), path=target, fetch=fetch)
+    assert ready and "checksums verified" in line
+    assert urls == [fashion.KERAS_URL + name for name in fashion.FILES]
+    assert sorted(p.name for p in target.iterdir()) == sorted(fashion.FILES)
+
+
+def test_a_corrupt_download_is_not_kept(tmp_path):
+    def fetch(url, path):
+        with gzip.open(path, "wb") as f:
+            f.write(b"not fashion-mnist")
+
+    ready, line = fashion.ensure(
+        machine=Machine(root=False, apt=False, online=True), path=tmp_path, fetch=fetch
+    )
+    assert not ready and "could not be downloaded" in line and "has SHA-256" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_without_apt_it_says_the_fix_in_one_line(tmp_path):
+    ready, line = fashion.ensure(machine=Machine(root=False, apt=False, online=False), path=tmp_path)
+    assert not ready and "\n" not in line
+    assert line.endswith(f"Fix: {fashion.FIX}") and "sudo apt-get install dataset-fashion-mnist" in line
+
+
+def test_data_reads_the_folder_that_test_env_fills(tmp_path):
+    """The files ``test-env`` puts into ``fashion.folder()`` are the ones ``tlcourse.data`` finds."""
+    if DEBIAN_FILES is None:
+        pytest.skip("needs Debian's dataset-fashion-mnist to copy the files from")
+    code = (
+        "import shutil; from tlcourse import data; from tlcourse_tools import fashion; "
+        f"[shutil.copy({str(DEBIAN_FILES)!r} + '/' + n, fashion.folder()) for n in fashion.FILES "
+        "if fashion.folder().mkdir(parents=True, exist_ok=True) or not fashion.present(fashion.folder())]; "
+        "print([r['path'] for r in data.cached_datasets() if r['name'] == 'fashion_mnist'] == [str(fashion.folder())])"
+    )
+    for extra in (
+        {"TLCOURSE_FASHION_MNIST_DIR": str(tmp_path / "chosen")},
+        {"TLCOURSE_CACHE": str(tmp_path)},
+    ):
+        env = {k: v for k, v in os.environ.items() if k != "TLCOURSE_FASHION_MNIST_DIR"} | extra
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+        assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+NEEDS_FASHION = """\
+from tlcourse import data
+
+def test_needs_fashion_mnist():
+    data.load("fashion_mnist")
+
+def test_needs_nothing():
+    assert True
+"""
+
+
+def test_without_fashion_mnist_the_tests_that_need_it_are_skipped_with_one_line(tmp_path):
+    """A notebook cell and a test that need the files are skipped, the notebook's later cells too; the
+    rest runs, and one line names the fix."""
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbval")
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("from tlcourse import data\nx = 1"),
+            nbformat.v4.new_code_cell('bundle = data.load("fashion_mnist")'),
+            nbformat.v4.new_code_cell("print(bundle.name)"),  # would fail with NameError
+        ]
+    )
+    nbformat.write(nb, str(tmp_path / "lesson.ipynb"))
+    (tmp_path / "test_it.py").write_text(NEEDS_FASHION)
+    (tmp_path / "conftest.py").write_text((ROOT / "conftest.py").read_text())
+    empty = tmp_path / "no-fashion"
+    empty.mkdir()
+    env = dict(os.environ, TLCOURSE_FASHION_MNIST_DIR=str(empty), TLCOURSE_OFFLINE="1")
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+         "lesson.ipynb", "test_it.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "2 passed, 3 skipped" in out.stdout
+    assert f"⚠️  3 tests skipped: Fashion-MNIST is not installed. Fix: {fashion.FIX}." in out.stdout
+    assert "Traceback" not in out.stdout and "DataError" not in out.stdout

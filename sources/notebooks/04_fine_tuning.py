@@ -29,14 +29,7 @@
 # **Prerequisites:** lesson 03 (feature extraction, cached features, linear heads).
 
 # %%
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:  # Colab: install the course package first
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "tlcourse @ git+https://github.com/tlcourse/tlcourse"],
-        check=True,
-    )
+# COLAB_INSTALL_CELL: `tlcourse build` writes the Colab install cell here (authoring.py)
 
 # %% tags=["parameters"]
 PROFILE = None  # "full", "cpu" or "ci"; None lets setup() decide

@@ -20,14 +20,7 @@
 # `notebooks/02_inductive_vs_transductive.ipynb`.
 
 # %%
-# On Colab, install the course's helper package (on your machine `make lab` did it).
-import sys
-
-if "google.colab" in sys.modules:
-    import subprocess
-
-    package = "tlcourse @ git+https://github.com/tlcourse/tlcourse@main"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
+# COLAB_INSTALL_CELL: `tlcourse build` writes the Colab install cell here (authoring.py)
 
 # %%
 import tlcourse

@@ -20,14 +20,7 @@
 # code: any correct answer passes. The lesson to read first is `notebooks/08_multi_task.ipynb`.
 
 # %%
-# On Colab, install the course's helper package (on your machine `make lab` did it).
-import sys
-
-if "google.colab" in sys.modules:
-    import subprocess
-
-    package = "tlcourse @ git+https://github.com/tlcourse/tlcourse@main"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
+# COLAB_INSTALL_CELL: `tlcourse build` writes the Colab install cell here (authoring.py)
 
 # %%
 import keras

@@ -3,5 +3,8 @@
 - :mod:`tlcourse_tools.authoring`: build ``notebooks/``, ``solutions/`` and ``exercises/`` from ``sources/``;
 - :mod:`tlcourse_tools.running`: run a notebook, or the whole course, headless;
 - :mod:`tlcourse_tools.progress`: run exercise notebooks and count the checks they pass;
-- :mod:`tlcourse_tools.cli`: ``tlcourse build | run | progress | test-env``.
+- :mod:`tlcourse_tools.colab`: Colab's runtime as a twin (constraint files, ``make test-colab``);
+- :mod:`tlcourse_tools.fashion`: Fashion-MNIST for ``make test`` (and :mod:`~tlcourse_tools.pytest_fashion`,
+  the skips when it is missing);
+- :mod:`tlcourse_tools.cli`: ``tlcourse build | run | progress | test-env``, ``colab-constraints``, ``colab-twin``.
 """

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import string
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,11 +43,14 @@ from tlcourse.errors import ConfigError, TlcourseError
 __all__ = [
     "BRANCH",
     "COLAB_BADGE",
+    "COLAB_FLOORS",
+    "INSTALL_PLACEHOLDER",
     "REPO_URL",
     "build",
     "check_ids",
     "colab_url",
     "exercise_notebook",
+    "install_cell",
     "lesson_notebook",
     "repo_root",
     "solution_notebook",
@@ -54,8 +58,87 @@ __all__ = [
 ]
 
 REPO_URL = "https://github.com/tlcourse/tlcourse"
+# The one ref that both the Open-in-Colab badge and the install cell use: change it here, then run
+# `tlcourse build` and every notebook follows.
 BRANCH = "main"
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+# The oldest TensorFlow and Keras the course runs on (pyproject.toml's floors; a test keeps them equal).
+COLAB_FLOORS = {"tensorflow": "2.19", "keras": "3.10"}
+
+# A source's first code cell is this one line; `build` writes INSTALL_CELL in its place.
+INSTALL_PLACEHOLDER = (
+    "# COLAB_INSTALL_CELL: `tlcourse build` writes the Colab install cell here (authoring.py)"
+)
+# The first code cell of every notebook. On Colab it installs tlcourse and whatever tlcourse needs that
+# the runtime lacks, and nothing else: every package already installed is passed to pip as a constraint
+# (its own version), so pip fails rather than upgrade or downgrade it, and no restart is needed.
+# Elsewhere it does nothing. Colab shows it as a collapsed form (the @title line).
+INSTALL_CELL_TEMPLATE = string.Template(
+    r"""# @title Colab only: install the course (elsewhere this cell does nothing) { display-mode: "form" }
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib.metadata
+    import os
+    import re
+    import socket
+    import subprocess
+    import tempfile
+
+    COURSE = "tlcourse @ git+$repo@$ref"
+    NEEDS = $needs
+
+    class SetupProblem(Exception):
+        def _render_traceback_(self):  # IPython prints this instead of a traceback
+            return [f"❌ {self}"]
+
+    def stop(problem, fix):
+        raise SetupProblem(f"{problem}\n   Fix: {fix}")
+
+    def freeze():  # {name: version} of every installed package, as pip sees them
+        out = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
+        pairs = [re.split(r"==| @ ", line, maxsplit=1) for line in out.splitlines() if line[:1] not in "#-"]
+        return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}  # editable installs are left out
+
+    def number(version):
+        return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+
+    before = freeze()
+    if "tensorflow" not in before:
+        stop("This runtime has no TensorFlow (Colab's TPU runtimes have none).",
+             "Runtime → Change runtime type → T4 GPU, then run this cell again.")
+    for name, floor in NEEDS.items():
+        if number(before.get(name, "0")) < number(floor):
+            stop(f"{name} {before.get(name)} is older than the course needs ({floor} or newer).",
+                 "Runtime → Change runtime type → Runtime version: Latest, then run this cell again.")
+    if os.environ.get("TF_USE_LEGACY_KERAS", "0").lower() in ("1", "true", "yes"):
+        stop("TF_USE_LEGACY_KERAS switches on Keras 2; the course needs Keras 3.",
+             "delete the line that sets it, then Runtime → Restart session and run the notebook again.")
+    if "tlcourse" not in before:
+        try:
+            socket.create_connection(("pypi.org", 443), timeout=10).close()
+        except OSError:
+            stop("No internet connection; the course installs from GitHub and PyPI.",
+                 "Runtime → Disconnect and delete runtime, reconnect, then run this cell again.")
+        # Every installed package is pinned at its version: pip may add packages, never change one.
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as pins:
+            pins.write("\n".join(f"{n}=={v}" for n, v in before.items() if "://" not in v))
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-c", pins.name, COURSE],
+                             capture_output=True, text=True)
+        if pip.returncode:
+            said = pip.stdout + pip.stderr
+            why = re.findall(r"\S.*(?:depends on|\(constraint\)|different Python|No matching).*", said)
+            why = why[:3] or said.strip().splitlines()[-1:]
+            stop("pip could not add the course without changing this runtime: " + "; ".join(why),
+                 "Runtime → Change runtime type → Runtime version: Latest, then run this cell again.")
+    after = freeze()
+    changed = sorted(name for name in before if after.get(name) != before[name])
+    if changed:  # the constraints prevent this; if it ever happens, say so
+        print(f"⚠️ {', '.join(changed)} changed: Runtime → Restart session, then run the notebook again.")
+    added = ", ".join(sorted(set(after) - set(before))) or "nothing"
+    print(f"✅ tlcourse {importlib.metadata.version('tlcourse')} ready; added {added}; changed nothing else.")"""
+)
+
 
 BEGIN_SOLUTION = "BEGIN SOLUTION"
 END_SOLUTION = "END SOLUTION"
@@ -74,6 +157,23 @@ CELL_METADATA_KEPT = (
     "scrolled",
 )
 TEST_ENV = {"TLCOURSE_OFFLINE": "1", "TLCOURSE_PROFILE": "ci"}
+
+
+def install_cell(*, ref: str = BRANCH, repo: str = REPO_URL) -> str:
+    """The Colab install cell that ``build`` writes into every notebook (see ``INSTALL_CELL_TEMPLATE``).
+
+    Examples
+    --------
+    >>> cell = install_cell()
+    >>> 'COURSE = "tlcourse @ git+https://github.com/tlcourse/tlcourse@main"' in cell
+    True
+    >>> cell.splitlines()[3]
+    'if "google.colab" in sys.modules:'
+    >>> fork = install_cell(ref="v1", repo="https://github.com/me/fork")
+    >>> 'COURSE = "tlcourse @ git+https://github.com/me/fork@v1"' in fork
+    True
+    """
+    return INSTALL_CELL_TEMPLATE.substitute(repo=repo, ref=ref, needs=repr(dict(COLAB_FLOORS)))
 
 
 # =========================================================================== links
@@ -127,6 +227,9 @@ def _read_source(text: str) -> list:
         else:
             new = nbformat.v4.new_raw_cell(cell.source, metadata=metadata)
         new.id = f"cell-{index:02d}"  # stable ids: the same source gives the same bytes
+        if new.cell_type == "code" and new.source.strip() == INSTALL_PLACEHOLDER:
+            new.source = install_cell()
+            new.metadata["cellView"] = "form"  # Colab shows the cell collapsed, as a titled form
         cells.append(new)
     return cells
 
@@ -140,7 +243,9 @@ def lesson_notebook(text: str):
     >>> [(cell.cell_type, cell.source) for cell in nb.cells]
     [('markdown', '# Title'), ('code', 'x = 1')]
     """
-    return _new_notebook(_read_source(text))
+    nb = _new_notebook(_read_source(text))
+    _point_badge_at(nb, "notebooks")
+    return nb
 
 
 def check_ids(source: str) -> list[str]:
@@ -223,17 +328,18 @@ def _check_outputs(cell) -> list:
     return [nbformat.v4.new_output("stream", name="stdout", text=text)] if text else []
 
 
-_COLAB_FOLDER = re.compile(r"(https://colab\.research\.google\.com/github/[^)\s]+?/blob/[^/]+/)(\w+)/")
+_COLAB_LINK = re.compile(r"(https://colab\.research\.google\.com/github/[^)\s]+?/blob/)[^/]+/\w+/")
 
 
 def _point_badge_at(nb, folder: str) -> None:
-    """Make the first cell's Open-in-Colab link open this very notebook (in ``folder``).
+    """Make the first cell's Open-in-Colab link open this very notebook (in ``folder``) at ``BRANCH``,
+    the ref the install cell installs.
 
     A solution's source links to its exercise, what students open; the generated solution and
     exercise each link to themselves, so a badge never opens a different notebook than its own.
     """
     if nb.cells and nb.cells[0].cell_type == "markdown":
-        nb.cells[0].source = _COLAB_FOLDER.sub(rf"\g<1>{folder}/", nb.cells[0].source)
+        nb.cells[0].source = _COLAB_LINK.sub(rf"\g<1>{BRANCH}/{folder}/", nb.cells[0].source)
 
 
 def solution_notebook(text: str, *, previous=None, name: str = "solution"):

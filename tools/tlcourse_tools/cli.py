@@ -7,6 +7,7 @@ They are reached as ``tlcourse <command>`` (the student package forwards them he
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,7 +18,11 @@ from tlcourse.errors import TlcourseError
 def cmd_test_env(args: argparse.Namespace) -> int:
     """Prepare the offline assets for `make test` and say what is missing (never fails)."""
     from tlcourse import env
+    from tlcourse_tools import fashion
 
+    # First, before tlcourse.data is imported (it decides where Fashion-MNIST lives when imported).
+    fashion_ready, line = fashion.ensure()
+    print(line)
     env.quiet_tensorflow()  # before the modules that import TensorFlow
     from tlcourse import models
 
@@ -27,12 +32,14 @@ def cmd_test_env(args: argparse.Namespace) -> int:
         except TlcourseError as exc:
             print(f"{WARN} {name} could not be prepared, tests that need it will be skipped: {exc}")
     try:
+        if not fashion_ready:
+            raise TlcourseError("it is trained on Fashion-MNIST, which is missing (see above)")
         # The lessons' pretrained source CNN takes about a minute to train once; do it before the
         # notebooks run so that no lesson pays for it inside its own time budget.
         models.source_model(progress=False)
         print(f"{OK} source model (small CNN pretrained on Fashion-MNIST classes 0-4) ready")
     except TlcourseError as exc:
-        print(f"{WARN} source model could not be prepared, lessons 01-05 will fail: {exc}")
+        print(f"{WARN} source model (lessons 01-05) could not be prepared: {exc}")
     for status, what, fix in offline_asset_rows():
         print(f"{status} {what}" + (f"  ({fix})" if fix and status != OK else ""))
     return 0
@@ -73,6 +80,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if run.ok else 1
 
 
+def cmd_colab_constraints(args: argparse.Namespace) -> int:
+    from tlcourse_tools import colab
+
+    path = colab.write_constraints(args.freeze, date=args.date, python=args.python, os_info=args.os_info)
+    snap = colab.read_snapshot(path.read_text(encoding="utf-8"))
+    print(f"{OK} wrote {path} (Python {snap.python}, {len(snap.pins)} packages pinned)")
+    return 0
+
+
+def cmd_colab_twin(args: argparse.Namespace) -> int:
+    """0 when the install cell changed nothing and the tests passed (or the twin was skipped), else 1."""
+    from tlcourse_tools import colab
+
+    run = colab.run_twin(
+        args.snapshot, suite=args.suite, jobs=args.jobs, pytest_args=shlex.split(args.pytest_args)
+    )
+    print(run.report())
+    return 0 if run.ok else 1
+
+
 def add_commands(sub) -> None:
     """Add the maintainers' and instructors' subcommands to an ``argparse`` subparsers object."""
     sub.add_parser("test-env", help=argparse.SUPPRESS)
@@ -104,9 +131,39 @@ def add_commands(sub) -> None:
         action="store_true",
         help="run every cell even after one fails (default: stop the lesson)",
     )
+    constraints = sub.add_parser(
+        "colab-constraints", help="make tools/colab/colab-gpu.<date>.txt from Colab's published pip freeze"
+    )
+    constraints.add_argument("freeze", help="googlecolab/backend-info's pip-freeze.gpu.txt")
+    constraints.add_argument("--os-info", help="its os-info-gpu.txt (gives the Python version)")
+    constraints.add_argument("--python", help="the runtime's Python version, X.Y.Z (instead of --os-info)")
+    constraints.add_argument(
+        "--date", help="the snapshot's date, YYYY-MM-DD (default: the one in the file name)"
+    )
+    twin = sub.add_parser(
+        "colab-twin",
+        help="install the course into a twin of Colab's runtime as its first cell does, then test it",
+    )
+    twin.add_argument("snapshot", nargs="?", default="newest", help="newest (default), oldest or a date")
+    twin.add_argument(
+        "--suite", choices=("colab", "full", "lessons"), default="full", help="what to run (default: full)"
+    )
+    twin.add_argument("--jobs", type=int, default=2, help="pytest-xdist workers (default: 2)")
+    twin.add_argument(
+        "--pytest-args",
+        default="",
+        help='run pytest with these instead, e.g. "notebooks/00_welcome.ipynb -k x"',
+    )
 
 
-COMMANDS = {"test-env": cmd_test_env, "build": cmd_build, "progress": cmd_progress, "run": cmd_run}
+COMMANDS = {
+    "test-env": cmd_test_env,
+    "build": cmd_build,
+    "progress": cmd_progress,
+    "run": cmd_run,
+    "colab-constraints": cmd_colab_constraints,
+    "colab-twin": cmd_colab_twin,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
