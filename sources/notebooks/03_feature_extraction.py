@@ -39,7 +39,7 @@ if "google.colab" in sys.modules:  # Colab: install the course package first
 
 # %% tags=["parameters"]
 PROFILE = None  # "full", "cpu" or "ci"; None lets setup() decide
-HEAD_EPOCHS = None  # epochs for the head in both training paths; None: max(budget.epochs, 10)
+HEAD_EPOCHS = None  # epochs for the head in both training paths; None: max(budget.epochs, 6)
 LEARNING_RATE = 3e-3  # Adam's learning rate for the head, the same in both paths
 
 # %%
@@ -54,7 +54,7 @@ import tlcourse
 
 course = tlcourse.setup("03", profile=PROFILE)
 budget = course.budget
-epochs = HEAD_EPOCHS or max(budget.epochs, 10)
+epochs = HEAD_EPOCHS or max(budget.epochs, 6)
 
 # %% [markdown]
 # ## 1 · The data and the base
