@@ -246,3 +246,18 @@ def test_setup_keeps_tensorflows_native_log_lines_out_of_the_first_cell(profile)
     assert quiet.returncode == 0, quiet.stderr
     assert "done" in quiet.stdout
     assert "InitializeLog" not in quiet.stderr and "oneDNN" not in quiet.stderr, quiet.stderr
+
+
+def test_what_students_import_never_loads_the_authoring_or_grading_tools():
+    # Colab's first cell installs tlcourse alone: importing it, setting up and touching every student module
+    # must not need jupytext, nbclient, nbconvert, papermill, nbgrader or dask (issue #15).
+    code = (
+        "import sys, tlcourse; tlcourse.setup('00', profile='ci', verbose=False)\n"
+        "from tlcourse import adapt, checks, data, errors, introspect, models, train, viz\n"
+        "tlcourse.check('00.1')\n"
+        "banned = {'jupytext', 'nbclient', 'nbconvert', 'papermill', 'nbgrader', 'dask', 'tlcourse_tools'}\n"
+        "print(sorted(banned & {name.split('.')[0] for name in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -77,9 +77,10 @@ budget = course.budget
 #
 # `tlcourse.setup()` makes every machine-dependent decision in one place and prints them:
 #
-# 1. **Versions** — `tlcourse`, Python, TensorFlow and Keras. The course needs TensorFlow ≥ 2.16, whose
-#    `tf.keras` *is* Keras 3. Many tutorials online are written for Keras 2 (`ImageDataGenerator`, `lr=`);
-#    this course corrects them as it goes.
+# 1. **Versions** — `tlcourse`, Python, TensorFlow and Keras (the README lists the combinations the course
+#    is tested on, Colab's among them). Since TensorFlow 2.16 `tf.keras` *is* Keras 3 (TensorFlow's release
+#    notes). Many tutorials online are written for Keras 2 (`ImageDataGenerator`, `lr=`); this course
+#    corrects them as it goes.
 # 2. **device** — where the maths runs: a CPU, one or more GPUs, or a TPU.
 # 3. **precision · strategy** — the numeric *precision policy* (`float32` on a CPU; `mixed_float16` or
 #    `mixed_bfloat16` on recent GPUs/TPUs, which the Keras guide says can make modern GPUs more than 3× faster,
