@@ -147,8 +147,8 @@ stage1_weights = model.get_weights()  # every weight, BatchNorm statistics inclu
 # uses the statistics of the current batch and updates its stored `moving_mean` / `moving_variance` a little
 # towards them at every step; in **inference mode** it uses the stored statistics and changes nothing.
 # The stored statistics of a pretrained base describe ImageNet activations, and the layers above were
-# trained with exactly those. While fine-tuning on a small dataset, we want BN in inference mode: batches of
-# 32 images of sandals and shirts give noisy statistics, and rewriting the stored ones shifts the input of
+# trained with exactly those. While fine-tuning on a small dataset, we want BN in inference mode: small
+# batches of sandals and shirts give noisy statistics, and rewriting the stored ones shifts the input of
 # every later layer — the network you carefully pretrained is no longer the one you are fine-tuning.
 #
 # Keras 3 decides the mode like this: a BN layer whose `trainable` is `False` **always** runs in inference
