@@ -45,14 +45,15 @@ LEARNING_RATE = 3e-3  # Adam's learning rate for the head, the same in both path
 # %%
 import time
 
+import tlcourse
+
+course = tlcourse.setup("03", profile=PROFILE)  # first: it quiets TensorFlow's start-up logs
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-import tlcourse
-
-course = tlcourse.setup("03", profile=PROFILE)
 budget = course.budget
 epochs = HEAD_EPOCHS or max(budget.epochs, 6)
 

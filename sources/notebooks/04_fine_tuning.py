@@ -49,13 +49,14 @@ FINE_TUNE_LR = 1e-4  # peak learning rate of stage 2 (stage 1, the head, uses 1e
 # %%
 import fnmatch
 
+import tlcourse
+
+course = tlcourse.setup("04", profile=PROFILE)  # first: it quiets TensorFlow's start-up logs
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
-import tlcourse
-
-course = tlcourse.setup("04", profile=PROFILE)
 budget = course.budget
 
 # %% [markdown]

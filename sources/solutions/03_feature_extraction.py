@@ -32,12 +32,13 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
+import tlcourse
+
+course = tlcourse.setup("03")  # first: it quiets TensorFlow's start-up logs
+
 import keras
 import numpy as np
 
-import tlcourse
-
-course = tlcourse.setup("03")
 budget = course.budget
 
 # %% [markdown]

@@ -33,11 +33,12 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import keras
-
 import tlcourse
 
-course = tlcourse.setup("04")
+course = tlcourse.setup("04")  # first: it quiets TensorFlow's start-up logs
+
+import keras
+
 budget = course.budget
 
 # %% [markdown]
