@@ -135,8 +135,8 @@ def bench_feature_caching(reps: int, quick: bool) -> dict:
     and E; both validate on the same images after every epoch. Each side's time covers all it
     needs, cold: the tutorial builds, compiles (traces) and fits its model; tlcourse extracts the
     train and val features with an empty feature cache (memory and disk) and a base that was
-    never traced for extraction, then trains the head with its per-epoch checkpoints in a fresh
-    run directory. An untimed call of the base (eager, then in a throwaway graph) first pays the
+    never traced for extraction, then trains the head as a lesson does (no run folder: checkpoints
+    are off unless asked for). An untimed call of the base (eager, then in a throwaway graph) first pays the
     process's one-time start-up (oneDNN kernels, graph runtime), which neither contender should
     carry in rep 0. Besides wall time, each side's process CPU time is recorded: on a machine
     shared with other work it is the steadier measure of the work each side does.
@@ -150,7 +150,6 @@ def bench_feature_caching(reps: int, quick: bool) -> dict:
     log(f"1. feature caching: {base_name}, {len(x)} train + {len(xv)} val images at {size}px, E={epochs}")
     base(x[:batch], training=False)  # process warm-up, untimed (see the docstring)
     tf.function(lambda images: base(images, training=False))(x[:batch])
-    work = Path(tempfile.mkdtemp(prefix="tlcourse-bench1-"))
     rows = []
     for rep in range(reps):
         timings = {}
@@ -180,9 +179,8 @@ def bench_feature_caching(reps: int, quick: bool) -> dict:
             timings["tutorial"] = (seconds, cpu, history.history["val_accuracy"][-1])
 
         def cached(rep=rep, timings=timings):
-            # Cold: no traced extraction function, no features in memory or on disk, a new run dir.
+            # Cold: no traced extraction function, no features in memory or on disk.
             train._EMBEDDERS.clear()
-            train._WRAPPERS.clear()
             train._FEATURE_CACHE.clear()
             stamp = f"{rep}-{time.time_ns()}"
             start, cpu = time.perf_counter(), time.process_time()
@@ -196,7 +194,6 @@ def bench_feature_caching(reps: int, quick: bool) -> dict:
                 learning_rate=1e-3,
                 dropout=0.2,
                 seed=rep,
-                run_dir=work / f"run-{stamp}",
                 verbose=0,
             )
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -226,7 +223,6 @@ def bench_feature_caching(reps: int, quick: bool) -> dict:
             f"cached {t_cache:.1f} s (acc {acc_cache:.3f}) → {t_tut / t_cache:.2f}× "
             f"(CPU time {cpu_tut / cpu_cache:.2f}×, load {rows[-1]['load']})"
         )
-    shutil.rmtree(work, ignore_errors=True)
     ratio = median([r["ratio"] for r in rows])
     # Signed: positive when the cached head is the more accurate one.
     gap = median([(r["acc_cached"] - r["acc_tutorial"]) * 100 for r in rows])
@@ -543,7 +539,7 @@ def write_results(info: dict, results: dict, total_s: float) -> str:
             "both sides: with them the two would not do the same job.",
             "- **tlcourse**: `extract_features` on train and val (cold: empty feature cache in memory and "
             "on disk, extraction function not yet traced; includes writing the cache file) + `fit_head` "
-            "for E epochs (with its per-epoch checkpoints, in a fresh run directory).",
+            "for E epochs, called as the lessons call it (no run folder: checkpoints are off unless asked for).",
             "- **Timing**: each side end to end, from building its model to the trained head. The "
             "process's one-time start-up (first oneDNN / graph execution) is paid by an untimed call "
             "before rep 0. CPU s = the process's CPU time (all threads).",

@@ -140,46 +140,84 @@ def features(pixels_base):
     }
 
 
-def fitted(split_features, **options):
-    head, _ = train.fit_head(
-        split_features, epochs=40, learning_rate=3e-3, dropout=0.0, run_dir=False, verbose=0, **options
+def by_hand(x, y, *, epochs=40, activation=None):
+    """A Dense head built, compiled and trained in plain Keras, as the exercise asks."""
+    keras.utils.set_random_seed(0)
+    head = keras.Sequential(
+        [keras.Input(x.shape[1:]), keras.layers.Dense(int(y.max()) + 1, activation=activation)]
     )
+    head.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=activation is None),
+    )
+    if epochs:
+        head.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     return head
 
 
+def answer(split_features, **options):
+    """(head, train_features, train_labels) trained by hand on one split's features."""
+    x, y = split_features.features, split_features.labels
+    return by_hand(x, y, **options), x, y
+
+
 def test_03_3_correct(capsys, pixels_base, features):
-    result = run(
-        "03.3", capsys, head=fitted(features["train"]), train_features=features["train"], base=pixels_base
-    )
+    head, x, y = answer(features["train"])
+    result = run("03.3", capsys, head=head, train_features=x, train_labels=y, base=pixels_base)
     assert result.line == "✅ 03.3 head reaches ≥ 70% on the cached features of the 400 held-out test images"
 
 
-def untrained_head(features, activation=None):
-    keras.utils.set_random_seed(0)
-    width = features.features.shape[1]
-    return keras.Sequential([keras.Input((width,)), keras.layers.Dense(10, activation=activation)])
+def shuffled(split_features):
+    x, y = split_features.features, split_features.labels
+    return by_hand(x, y[::-1]), x, y[::-1]  # labels in another order than the features
 
 
-def softmax_head(features):
-    return untrained_head(features, activation="softmax")
+def helper_head(split_features):
+    head, _ = train.fit_head(split_features, epochs=5, run_dir=False, verbose=0)
+    return head, split_features.features, split_features.labels
 
 
 @pytest.mark.parametrize(
     ("make_answer", "hint"),
     [
-        (lambda f: (fitted(f["test"]), f["test"]), "`train_features` are the test split's features"),
-        (lambda f: (softmax_head(f["train"]), f["train"]), "activation='softmax'"),
+        (lambda f: (*answer(f["train"])[:1], f["train"], None), "come from tlcourse.train.extract_features"),
+        (lambda f: helper_head(f["train"]), "comes from tlcourse.train.fit_head"),
+        (lambda f: answer(f["test"]), "`train_features` are the test split's features"),
+        (lambda f: answer(f["train"], activation="softmax"), "activation='softmax'"),
         (
-            lambda f: (fitted((f["train"].features[:, :100], f["train"].labels)), f["train"]),
+            lambda f: (
+                by_hand(f["train"].features[:, :100], f["train"].labels),
+                *answer(f["train"], epochs=0)[1:],
+            ),
             "`head` takes 100 inputs but the base gives 432 features",
         ),
-        (lambda f: (untrained_head(f["train"]), f["train"]), "accuracy on held-out data is below 0.70"),
-        (lambda f: (fitted((f["train"].features, f["train"].labels % 2)), f["train"]), "has 10 classes"),
+        (lambda f: answer(f["train"], epochs=0), "below 70%"),
+        (lambda f: shuffled(f["train"]), "keep each batch's labels with its features"),
+        (lambda f: (*answer(f["train"], epochs=0)[:2], f["train"].labels[:10]), "of the same length"),
+        (
+            lambda f: (
+                by_hand(f["train"].features, f["train"].labels % 2),
+                *answer(f["train"], epochs=0)[1:],
+            ),
+            "has 10 classes",
+        ),  # fmt: skip
     ],
-    ids=["trained-on-test", "softmax", "other-features", "untrained", "two-classes"],
+    ids=[
+        "helper-features",
+        "helper-head",
+        "trained-on-test",
+        "softmax",
+        "other-features",
+        "untrained",
+        "shuffled-labels",
+        "lengths",
+        "two-classes",
+    ],  # fmt: skip
 )
 def test_03_3_wrong_answers(capsys, pixels_base, features, make_answer, hint):
-    head, train_features = make_answer(features)
-    result = run("03.3", capsys, head=head, train_features=train_features, base=pixels_base)
+    head, train_features, train_labels = make_answer(features)
+    result = run(
+        "03.3", capsys, head=head, train_features=train_features, train_labels=train_labels, base=pixels_base
+    )
     assert result.status == "failed"
-    assert hint in result.message
+    assert hint in result.message, result.message

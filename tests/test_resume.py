@@ -1,4 +1,5 @@
-"""Resumable training for real: a training process killed with SIGKILL, re-run, finishes the epochs."""
+"""Resumable training for real: a training process killed with SIGKILL, re-run, finishes the epochs; and
+the file layout of Keras's BackupAndRestore that tlcourse.introspect.keras_backup_epoch relies on."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tlcourse import introspect
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 8
@@ -88,4 +95,53 @@ def test_a_run_killed_with_sigkill_resumes_and_repeats_at_most_one_epoch(tmp_pat
     assert second == list(range(result["resumed_from"], EPOCHS))
     first = begun[: len(begun) - len(second)]
     assert first == list(range(len(first))) and len(first) <= killed_at + 1
-    assert (run_dir / "done.json").exists() and (run_dir / "best.keras").exists()
+    assert (run_dir / "done.json").exists() and (run_dir / "final.weights.h5").exists()
+    assert not (run_dir / "backup").exists()
+
+
+WRITTEN_FOR = f"written for Keras {introspect.KERAS_WRITTEN_FOR}, running Keras {keras.__version__}"
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at: int, begun: list):
+        super().__init__()
+        self.at, self.begun = at, begun
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+        self.begun.append(epoch)
+
+
+def test_keras_backup_layout_and_a_torn_metadata_file(tmp_path):
+    x, y = np.random.default_rng(0).random((32, 4), "float32"), np.arange(32) % 2
+
+    def model():
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        net.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return net
+
+    def backup():
+        return keras.callbacks.BackupAndRestore(
+            str(tmp_path), double_checkpoint=True, delete_checkpoint=False
+        )
+
+    with pytest.raises(KeyboardInterrupt):
+        model().fit(x, y, epochs=5, verbose=0, callbacks=[backup(), _Interrupt(3, [])])
+    names = {p.name for p in tmp_path.iterdir()}
+    layout = {
+        "latest.weights.h5",
+        "latest.weights.h5.bkp",
+        "training_metadata.json",
+        "training_metadata.json.bkp",
+    }
+    assert layout <= names, f"BackupAndRestore's files changed: {sorted(names)} ({WRITTEN_FOR})"
+    assert introspect.keras_backup_epoch(tmp_path) == 3
+    # A kill while Keras rewrote the metadata leaves it cut short; Keras alone would crash on resume
+    # (ValueError, not the OSError it falls back on). The previous pair of files is put back.
+    (tmp_path / "training_metadata.json").write_text('{"epoch": ')
+    assert introspect.keras_backup_epoch(tmp_path) == 2
+    begun = []
+    model().fit(x, y, epochs=5, verbose=0, callbacks=[backup(), _Interrupt(99, begun)])
+    assert begun == [2, 3, 4], f"BackupAndRestore resumed at {begun[:1]} ({WRITTEN_FOR})"

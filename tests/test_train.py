@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -145,7 +146,7 @@ def test_fit_head_linear_and_mlp_learn_and_one_hot_labels_work():
     centres = rng.normal(size=(3, 16)) * 3
     x = (centres[y] + rng.normal(size=(300, 16))).astype("float32")
     head, history = train.fit_head(
-        x[:200], y[:200], val=(x[200:], y[200:]), epochs=6, learning_rate=0.05, run_dir=False, verbose=0
+        x[:200], y[:200], val=(x[200:], y[200:]), epochs=6, learning_rate=0.05, verbose=0
     )
     assert history.final("val_accuracy") > 0.9
     assert head.layers[-1].dtype_policy.name == "float32" and head.output_shape == (None, 3)
@@ -155,12 +156,11 @@ def test_fit_head_linear_and_mlp_learn_and_one_hot_labels_work():
         head="mlp",
         epochs=4,
         learning_rate=0.02,
-        run_dir=False,
         verbose=0,
     )
     assert history.final("accuracy") > 0.9 and len(mlp.layers) == 3
     with pytest.raises(ConfigError, match="Unknown head"):
-        train.fit_head(x, y, head="linearr", epochs=1, run_dir=False)
+        train.fit_head(x, y, head="linearr", epochs=1)
 
 
 # --------------------------------------------------------------------------- fine-tuning
@@ -191,7 +191,9 @@ def test_fine_tune_two_stages_freeze_what_they_should_with_a_fresh_optimizer(ima
 
     train.fit = fit_with_spy
     try:
-        history = train.fine_tune(model, ((x, y), (xv, yv)), stages=stages, batch_size=16, verbose=0)
+        history = train.fine_tune(
+            model, ((x, y), (xv, yv)), stages=stages, batch_size=16, run_dir=True, verbose=0
+        )
     finally:
         train.fit = spy_fit
 
@@ -211,8 +213,8 @@ def test_fine_tune_two_stages_freeze_what_they_should_with_a_fresh_optimizer(ima
     np.testing.assert_array_equal(base.get_layer("bn_top").moving_mean.numpy(), bn_mean)
     assert not base.get_layer("bn_top").trainable and not base.get_layer("bn_low").trainable
     assert history.history["loss"][-1] < history.history["loss"][0]
-    # The same cell after a kernel restart (same seed → same initial weights, same data) finds the
-    # finished run directories: it loads the result instead of training again.
+    # With run_dir=True, the same cell after a kernel restart (same seed → same initial weights, same
+    # data and settings) finds the finished run directories: it loads the result instead of training.
     keras.utils.set_random_seed(0)
     rebuilt = make_classifier(make_base())
 
@@ -220,7 +222,9 @@ def test_fine_tune_two_stages_freeze_what_they_should_with_a_fresh_optimizer(ima
         raise AssertionError("the finished run was trained again")
 
     monkeypatch.setattr(keras.Model, "fit", no_training)
-    again = train.fine_tune(rebuilt, ((x, y), (xv, yv)), stages=stages, batch_size=16, verbose=0)
+    again = train.fine_tune(
+        rebuilt, ((x, y), (xv, yv)), stages=stages, batch_size=16, run_dir=True, verbose=0
+    )
     monkeypatch.undo()
     assert again.history == history.history and again.stage_boundaries == [0, 2]
     for trained, loaded in zip(model.weights, rebuilt.weights, strict=True):
@@ -250,16 +254,66 @@ def test_fine_tune_uses_per_group_multipliers(images):
     head0 = model.get_layer("logits").kernel.numpy().copy()
     stage = Stage(1, 1e-2, unfreeze="all", lr_multipliers={"base": 0.5, "conv_low": 0.0})
     train.fine_tune(
-        model, ((x, y), (x, y)), stages=[stage], optimizer="sgd", batch_size=32, run_dir=False, verbose=0
+        model, ((x, y), (x, y)), stages=[stage], optimizer=keras.optimizers.SGD, batch_size=32, verbose=0
     )
     np.testing.assert_array_equal(_kernel(model, "conv_low"), low0)  # multiplier 0: frozen by its lr
     assert not np.allclose(_kernel(model, "conv_top"), top0)
     assert not np.allclose(model.get_layer("logits").kernel.numpy(), head0)
     assert model.optimizer.variable_multipliers["conv_top/kernel"] == 0.5
     with pytest.raises(TrainError, match="Unknown layer group"):
-        train.fine_tune(
-            model, ((x, y), (x, y)), stages=[Stage(1, 1e-3, lr_multipliers={"nope": 0.1})], run_dir=False
+        train.fine_tune(model, ((x, y), (x, y)), stages=[Stage(1, 1e-3, lr_multipliers={"nope": 0.1})])
+
+
+def test_a_stage_with_multipliers_and_a_schedule_keeps_its_schedule(images):
+    # Issue #14: the schedule went through get_config() as a plain dict, which the optimizer refused.
+    (x, y), _ = images
+    keras.utils.set_random_seed(0)
+    model = make_classifier(make_base())
+    stage = Stage(2, 1e-2, unfreeze="all", warmup=0.5, schedule="cosine", lr_multipliers={"base": 0.1})
+    history = train.fine_tune(model, ((x, y), (x, y)), stages=[stage], batch_size=30, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"])) and history.epochs == 2
+    optimizer = model.optimizer
+    assert type(optimizer).__name__ == "DiscriminativeAdam"
+    assert optimizer.variable_multipliers["conv_top/kernel"] == 0.1
+    assert "logits/kernel" not in optimizer.variable_multipliers
+    schedule = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
+    # 4 steps per epoch: warm-up to the peak over 2 steps, then a cosine down to 0 at step 8.
+    rates = [float(schedule(step)) for step in (0, 2, 5, 8)]
+    np.testing.assert_allclose(rates, [0.0, 1e-2, 1e-2 * 0.5 * (1 + np.cos(np.pi * 3 / 6)), 0.0], atol=1e-7)
+    assert float(optimizer.learning_rate) < 1e-6  # training went through all 8 steps
+
+
+def test_run_folders_are_off_unless_asked_for_and_named_by_every_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))
+    x, y = np.random.default_rng(0).random((40, 4), "float32"), np.arange(40) % 3
+
+    def run(learning_rate, run_dir):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        model.compile(
+            keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         )
+        return model, train.fit(model, (x, y), epochs=2, run_dir=run_dir, verbose=0)
+
+    run(1e-2, None)
+    assert not (tmp_path / "cache" / "runs").exists()
+    first, history = run(1e-2, True)
+    assert history.run_dir.parent.parent == tmp_path / "cache" / "runs"
+    # The same settings again: the finished run is loaded, not trained again.
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: pytest.fail("trained again"))
+    again, history_again = run(1e-2, True)
+    monkeypatch.undo()
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))
+    assert history_again.run_dir == history.run_dir and history_again.history == history.history
+    np.testing.assert_array_equal(again.get_weights()[0], first.get_weights()[0])
+    # Another learning rate is another run (lesson 10's baseline used to reload the old weights).
+    _, other = run(1e-3, True)
+    assert other.run_dir != history.run_dir
+    # A folder given by name refuses a run of other settings, and keeps what it holds.
+    run(1e-2, tmp_path / "mine")
+    with pytest.raises(TrainError, match="other optimizer"):
+        run(1e-3, tmp_path / "mine")
+    assert (tmp_path / "mine" / "done.json").exists()
 
 
 def test_fine_tune_stops_early_on_validation_and_takes_a_bundle(images):
@@ -283,7 +337,7 @@ def test_fine_tune_stops_early_on_validation_and_takes_a_bundle(images):
     keras.utils.set_random_seed(0)
     model = make_classifier(make_base())
     history = train.fine_tune(
-        model, bundle, stages=[Stage(12, 3e-2)], early_stopping=1, batch_size=20, run_dir=False, verbose=0
+        model, bundle, stages=[Stage(12, 3e-2)], early_stopping=1, batch_size=20, verbose=0
     )
     assert history.epochs < 12
     assert ("train", 20) in bundle.calls and ("val", 20) in bundle.calls
@@ -299,43 +353,51 @@ def test_stage_validation():
 
 
 # --------------------------------------------------------------------------- compare
-def test_compare_runs_builtin_and_custom_recipes_with_equal_seeds(images):
+def test_compare_runs_recipes_on_the_same_subsets_and_seeds(images):
     (x, y), (xv, yv) = images
     calls = []
 
     def linear(train_xy, val_xy, seed):
-        calls.append((len(train_xy[0]), seed))
+        calls.append((len(train_xy[0]), seed, train_xy[0][:2].tobytes()))
         model = keras.Sequential(
             [
                 keras.Input((SIZE, SIZE, 3)),
                 keras.layers.Rescaling(1 / 255),
                 keras.layers.GlobalAveragePooling2D(),
-                keras.layers.Dense(3),
             ]
+            + [keras.layers.Dense(3)]
         )
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        train.fit(model, train_xy, epochs=2, run_dir=False, verbose=0)
+        train.fit(model, train_xy, epochs=2, verbose=0)
         return model
 
+    def extraction(train_xy, val_xy, seed):
+        base = make_base()
+        head, _ = train.fit_head(
+            train.extract_features(base, train_xy, cache=False, verbose=0), epochs=2, seed=seed
+        )
+        inputs = keras.Input((SIZE, SIZE, 3))
+        return keras.Model(inputs, head(base(inputs)))
+
     result = train.compare(
-        {"scratch": "scratch", "feature_extraction": "feature_extraction", "linear": linear},
+        {"linear": linear, "extraction": extraction, "again": linear},
         ((x, y), (xv, yv), (xv, yv)),
-        base=make_base,
         seeds=(0, 1),
         fractions=(4,),
-        epochs=2,
+        verbose=False,
     )
     assert len(result.rows) == 6
-    assert {r["recipe"] for r in result.rows} == {"scratch", "feature_extraction", "linear"}
     assert all(r["n_train"] == 12 and 0 <= r["accuracy"] <= 1 and r["wall_time"] > 0 for r in result.rows)
-    assert calls == [(12, 0), (12, 1)]
+    # Both calls of one seed saw the same subset; the two seeds saw different ones.
+    assert [c[:2] for c in calls] == [(12, 0), (12, 0), (12, 1), (12, 1)]
+    assert calls[0][2] == calls[1][2] != calls[2][2]
     params = {r["recipe"]: r["trainable_params"] for r in result.rows}
-    assert params["feature_extraction"] == 8 * 3 + 3 and params["linear"] == 3 * 3 + 3
+    assert params["linear"] == 3 * 3 + 3 and params["extraction"] > params["linear"]
     summary = result.summary()
     assert len(summary) == 3 and all(s["n"] == 2 for s in summary)
-    assert "feature_extraction" in repr(result) and "±" in repr(result)
-    with pytest.raises(ConfigError, match="needs a base"):
-        train.compare(["fine_tuning"], ((x, y), (xv, yv)), seeds=1, fractions=(2,))
+    assert "extraction" in repr(result) and "±" in repr(result)
+    with pytest.raises(ConfigError, match="recipes must map"):
+        train.compare({"scratch": "scratch"}, ((x, y), (xv, yv), (xv, yv)), seeds=1, fractions=(2,))
 
 
 # --------------------------------------------------------------------------- bad input
@@ -343,11 +405,11 @@ def test_labels_that_do_not_match_the_loss():
     x = np.random.rand(20, 4).astype("float32")
     y = np.arange(20) % 3
     with pytest.raises(DataError, match="one-hot") as info:
-        train.fit(compiled_dense(), (x, keras.utils.to_categorical(y, 3)), epochs=1, run_dir=False)
+        train.fit(compiled_dense(), (x, keras.utils.to_categorical(y, 3)), epochs=1)
     assert "CategoricalCrossentropy" in info.value.hint
     categorical = compiled_dense(loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     with pytest.raises(DataError, match="integer class ids") as info:
-        train.fit(categorical, (x, y), epochs=1, run_dir=False)
+        train.fit(categorical, (x, y), epochs=1)
     assert "to_categorical" in info.value.hint
 
 
@@ -355,10 +417,10 @@ def test_num_classes_that_do_not_match_the_data():
     x = np.random.rand(20, 4).astype("float32")
     y = np.arange(20) % 5
     with pytest.raises(DataError, match="go from 0 to 4") as info:
-        train.fit_head(x, y, num_classes=3, epochs=1, run_dir=False)
+        train.fit_head(x, y, num_classes=3, epochs=1)
     assert "num_classes=5" in info.value.hint
     with pytest.raises(DataError, match="3 outputs"):
-        train.fit(compiled_dense(units_out=3), (x, y), epochs=1, run_dir=False)
+        train.fit(compiled_dense(units_out=3), (x, y), epochs=1)
 
 
 def test_float_images_where_raw_pixels_are_expected(images):
@@ -366,23 +428,21 @@ def test_float_images_where_raw_pixels_are_expected(images):
     scaled = x.astype("float32") / 255
     with pytest.raises(DataError, match=r"\[0, 255\]") as info:
         train.extract_features(make_base(), (scaled, y), cache=False)
-    assert "Do not divide by 255" in info.value.hint
-    with pytest.raises(DataError, match="float images"):
-        train.fine_tune(
-            make_classifier(make_base()), ((scaled, y), (scaled, y)), stages=[Stage(1, 1e-3)], run_dir=False
-        )
+    assert "Multiply by 255" in info.value.hint
+    with pytest.raises(DataError, match="floats"):
+        train.fine_tune(make_classifier(make_base()), ((scaled, y), (scaled, y)), stages=[Stage(1, 1e-3)])
 
 
 def test_empty_datasets():
     empty = tf.data.Dataset.from_tensor_slices((np.zeros((0, 4), "float32"), np.zeros((0,), "int64")))
     with pytest.raises(DataError, match="empty"):
-        train.fit(compiled_dense(), empty.batch(4), epochs=1, run_dir=False)
+        train.fit(compiled_dense(), empty.batch(4), epochs=1)
     with pytest.raises(DataError, match="empty"):
-        train.fit(compiled_dense(), empty.batch(4).filter(lambda a, b: False), epochs=1, run_dir=False)
+        train.fit(compiled_dense(), empty.batch(4).filter(lambda a, b: False), epochs=1)
     with pytest.raises(DataError, match="empty"):
         train.extract_features(make_base(), (np.zeros((0, SIZE, SIZE, 3), "uint8"), np.zeros(0)), cache=False)
-    with pytest.raises(DataError, match="no features"):
-        train.fit_head(np.zeros((0, 4)), np.zeros(0), num_classes=2, run_dir=False)
+    with pytest.raises(DataError, match="needs features"):
+        train.fit_head(np.zeros((0, 4)), np.zeros(0), num_classes=2)
 
 
 class StopAt(keras.callbacks.Callback):
@@ -439,19 +499,24 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path,
     assert "epoch 1" in info.value.message and "intact" in info.value.message
     assert "Free some disk space" in info.value.hint
     monkeypatch.undo()
+    # Keras's BackupAndRestore(double_checkpoint=True) copied the epoch-1 checkpoint aside before
+    # writing the next one: the half-written file is not all there is.
     meta = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
     assert meta["epoch"] == 1
-    assert not [p for p in tmp_path.rglob(".tmp-*")]
-    restored = compiled_dense()
-    restored.load_weights(str(tmp_path / "backup" / "latest.weights.h5"))
-    history = train.fit(restored, (x, y), epochs=4, run_dir=tmp_path, verbose=0)
+    assert (tmp_path / "backup" / "latest.weights.h5").read_bytes() == b"partial"
+    shutil.copyfile(tmp_path / "backup" / "latest.weights.h5.bkp", tmp_path / "kept.weights.h5")
+    kept = compiled_dense()
+    kept.optimizer.build(kept.trainable_variables)
+    kept.load_weights(str(tmp_path / "kept.weights.h5"))  # a whole checkpoint: weights and Adam's state
+    # Run again: Keras falls back to the copy, and training resumes after epoch 1.
+    history = train.fit(compiled_dense(), (x, y), epochs=4, run_dir=tmp_path, verbose=0)
     assert history.resumed_from == 1 and history.epochs == 4
 
 
 def test_model_not_compiled():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(TrainError, match="not compiled"):
-        train.fit(model, (np.zeros((4, 4)), np.zeros(4)), epochs=1, run_dir=False)
+        train.fit(model, (np.zeros((4, 4)), np.zeros(4)), epochs=1)
 
 
 # --------------------------------------------------------------------------- distribution
@@ -474,7 +539,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
         base = make_base()
         model = make_classifier(base)
     feats = train.extract_features(base, (x, y), cache=False, verbose=0)
-    head, head_history = train.fit_head(feats, epochs=2, batch_size=8, run_dir=False, verbose=0)
+    head, head_history = train.fit_head(feats, epochs=2, batch_size=8, verbose=0)
     stages = [train.Stage(1, 1e-2), train.Stage(1, 1e-3, unfreeze="all", lr_multipliers={"base": 0.5})]
     history = train.fine_tune(model, ((x, y), (x, y)), stages=stages, batch_size=8,
                               run_dir=sys.argv[1], verbose=0)

@@ -1,8 +1,9 @@
 """tlcourse: the helper package of a transfer learning course for TensorFlow 2.16+ / Keras 3.
 
 The lessons import it as ``import tlcourse`` and start with ``course = tlcourse.setup("NN")``.
-Modules, one per concern: ``env`` (setup, profiles), ``data``, ``models``, ``train``,
-``viz``, ``adapt``, ``checks`` (one module per lesson), ``cli``. The authoring,
+Modules, one per concern: ``env`` (setup, profiles), ``data``, ``models``, ``train``, ``runs``
+(resumable run folders), ``experiments`` (comparisons over seeds), ``viz``, ``adapt``, ``checks`` (one
+module per lesson), ``cli``. The authoring,
 running and grading tools are the separate ``tlcourse_tools`` package (``tools/``).
 """
 
@@ -22,7 +23,18 @@ if os.environ.get("TLCOURSE_SOCKET_GUARD", "").strip() in {"1", "true", "yes"}:
     install_socket_guard()
 
 __all__ = ["Budget", "Course", "TlcourseError", "cache_dir", "check", "is_offline", "say", "setup"]
-_SUBMODULES = {"adapt", "checks", "cli", "data", "introspect", "models", "train", "viz"}
+_SUBMODULES = {
+    "adapt",
+    "checks",
+    "cli",
+    "data",
+    "experiments",
+    "introspect",
+    "models",
+    "runs",
+    "train",
+    "viz",
+}
 
 
 def __getattr__(name: str):

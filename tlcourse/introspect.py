@@ -10,7 +10,9 @@ was written for: a Keras upgrade that breaks one fails there, with the name of t
 from __future__ import annotations
 
 import html
+import json
 import re
+import shutil
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +30,8 @@ __all__ = [
     "count_params",
     "find_base",
     "functional_graph",
-    "initial_epoch",
     "is_batchnorm",
+    "keras_backup_epoch",
     "nodes_in_order",
     "recall",
     "remember",
@@ -262,10 +264,35 @@ def nodes_in_order(graph) -> list:
     return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
 
 
-def initial_epoch(model) -> int:
-    """The epoch ``fit`` started from (``initial_epoch=``), for callbacks that resume (private:
-    ``Model._initial_epoch``)."""
-    return getattr(model, "_initial_epoch", None) or 0
+def keras_backup_epoch(backup_dir) -> int:
+    """The epoch ``keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True)`` will resume
+    from (0: none), after putting a torn checkpoint back the way Keras itself does.
+
+    Private: the file layout of that callback (``latest.weights.h5``, ``training_metadata.json`` and
+    their ``.bkp`` copies). Keras falls back to the copies only when the weights raise ``OSError``;
+    metadata cut short by a kill or a full disk would raise ``ValueError`` instead, so both files are
+    checked here before ``fit``.
+    """
+    from pathlib import Path
+
+    folder = Path(backup_dir)
+    weights, metadata = folder / "latest.weights.h5", folder / "training_metadata.json"
+
+    def epoch(path) -> int | None:
+        try:
+            return int(json.loads(path.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    if weights.exists() and epoch(metadata) is None:
+        previous = Path(f"{metadata}.bkp")
+        if epoch(previous) is not None and Path(f"{weights}.bkp").exists():
+            shutil.copyfile(f"{weights}.bkp", weights)
+            shutil.copyfile(previous, metadata)
+        else:  # nothing to go back to: start over rather than crash inside fit
+            weights.unlink()
+            metadata.unlink(missing_ok=True)
+    return (epoch(metadata) or 0) if weights.exists() else 0
 
 
 def optimizer_variable_index(optimizer, variable) -> int:

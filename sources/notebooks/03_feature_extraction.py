@@ -21,8 +21,8 @@
 # - to freeze a pretrained base in plain Keras and check it by counting trainable weights;
 # - why the input must be preprocessed exactly as the base expects — and what a mismatch costs;
 # - why a `GlobalAveragePooling2D` head beats a `Flatten` head;
-# - the fast path: compute the base's features once, cache them and train the head on them — and when
-#   you cannot (augmentation);
+# - the fast path, in plain Keras: compute the base's features once, batch by batch, and train the head on
+#   them — and when you cannot (augmentation);
 # - to read a confusion matrix and the model's worst mistakes.
 #
 # Prerequisites: lessons 01–02 (a frozen base + a new head, inductive transfer).
@@ -32,22 +32,23 @@
 
 # %% tags=["parameters"]
 PROFILE = None  # "full", "cpu" or "ci"; None lets setup() decide
-HEAD_EPOCHS = None  # epochs for the head in both training paths; None: max(budget.epochs, 10)
+HEAD_EPOCHS = None  # epochs for the head in both training paths; None: max(budget.epochs, 6)
 LEARNING_RATE = 3e-3  # Adam's learning rate for the head, the same in both paths
 
 # %%
 import time
+
+import tlcourse
+
+course = tlcourse.setup("03", profile=PROFILE)  # first: it quiets TensorFlow's start-up logs
 
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-import tlcourse
-
-course = tlcourse.setup("03", profile=PROFILE)
 budget = course.budget
-epochs = HEAD_EPOCHS or max(budget.epochs, 10)
+epochs = HEAD_EPOCHS or max(budget.epochs, 6)
 
 # %% [markdown]
 # ## 1 · The data and the base
@@ -69,8 +70,11 @@ print(
 # ## 2 · Freeze the base, add a new head — in plain Keras
 #
 # **Feature extraction** keeps every weight of the pretrained base as it is and trains only a new
-# classifier ("head") on top. In Keras one attribute does it: `base.trainable = False` marks all of
-# the base's weights as non-trainable, recursively through all its layers. Count before and after:
+# classifier ("head") on top. At work the base comes from `keras.applications`: `include_top=False` drops
+# its ImageNet classifier, `pooling="avg"` ends it with global average pooling (section 3), and the
+# EfficientNet models take raw [0, 255] pixels (they rescale inside). One attribute freezes it:
+# `base.trainable = False` marks all of its weights as non-trainable, recursively through all its layers.
+# Count before and after:
 
 
 # %%
@@ -78,19 +82,32 @@ def parameters(weights):
     return sum(int(np.prod(w.shape)) for w in weights)
 
 
-base.trainable = True
-print(
-    f"trainable before freezing: {len(base.trainable_weights)} tensors, {parameters(base.trainable_weights):,} numbers"
+# Keras downloads the ImageNet weights on first use. Offline it cannot, so this cell then builds the same
+# network with random weights (weights=None): every shape and count below is the same.
+effnet = keras.applications.EfficientNetB0(
+    include_top=False,
+    weights=None if course.offline else "imagenet",
+    pooling="avg",
+    input_shape=(budget.image_size, budget.image_size, 3),
 )
-base.trainable = False
-print(
-    f"trainable after freezing:  {len(base.trainable_weights)} tensors, {parameters(base.trainable_weights):,} numbers"
-)
+print(f"trainable before freezing: {len(effnet.trainable_weights)} tensors, {parameters(effnet.trainable_weights):,} numbers")
+effnet.trainable = False
+print(f"trainable after freezing:  {len(effnet.trainable_weights)} tensors, {parameters(effnet.trainable_weights):,} numbers")
+print(f"features per image: {effnet.output.shape[-1]}")
 
 # %% [markdown]
-# Now the head. We build the model on a fresh `Input`, call the base with `training=False` (its
-# BatchNormalization layers then use their stored ImageNet statistics — more on that in lesson 04) and
-# add a `Dense` layer with one output per class and **no activation**: it outputs *logits*, and the loss
+# The rest of the lesson runs the same lines on `base`, EfficientNet-Lite0, whose ImageNet weights come
+# with a Python package and so work offline too; any frozen `keras.applications` base drops in its place.
+
+# %%
+base.trainable = False
+print(f"EfficientNet-Lite0 frozen: {parameters(base.trainable_weights):,} trainable numbers of {base.count_params():,}")
+
+# %% [markdown]
+# Now the head. We build the model on a fresh `Input`, call the frozen base (its BatchNormalization layers,
+# frozen with it, normalise with their stored ImageNet statistics even when `fit()` runs the model in
+# training mode — lesson 01; `training=False` is the Keras guide's convention, and lesson 04 shows why it
+# is not what protects them once the base is unfrozen) and add a `Dense` layer with one output per class and **no activation**: it outputs *logits*, and the loss
 # is told so with `from_logits=True`. (The seeds mix `softmax`/`sigmoid` outputs with losses in different
 # ways; one convention end to end avoids a whole family of bugs.)
 
@@ -174,9 +191,8 @@ print(f"at 224 px, Flatten needs {flatten_224 / gap_224:.0f}× the parameters of
 #
 # 1. **In the graph** (the TF tutorial's recipe): the base sits inside the model and `model.fit` runs
 #    every image through it in every epoch.
-# 2. **Cached features**: run the base once over the dataset (`tlcourse.train.extract_features`), keep the
-#    feature vectors, and train the head on them (`tlcourse.train.fit_head`) — an epoch is then a pass
-#    over a small matrix.
+# 2. **Cached features**: run the base once over the dataset, keep the feature vectors, and train the
+#    head on them — an epoch is then a pass over a small matrix.
 #
 # Both train the same head (one `Dense` layer, same optimizer, learning rate, batch size and number of
 # epochs) on the same images. We time them side by side, each from scratch — the cached path pays for
@@ -209,24 +225,46 @@ in_graph_seconds = time.perf_counter() - started
 in_graph_acc = model.evaluate(test_batches, verbose=0)[1]
 print(f"in the graph: {epochs} epochs in {in_graph_seconds:.1f} s, test accuracy {in_graph_acc:.1%}")
 
+# %% [markdown]
+# The cached path in plain Keras: one pass of the frozen base over the same `tf.data` pipeline, batch by
+# batch (`predict_on_batch`), keeping each batch's features with its labels — the pipeline's order does not
+# matter, they travel together, and no more than one batch of images is ever a float array — then a
+# `Dense` head, the same as in the graph, trained on the arrays.
+
+
 # %%
+def features_of(base, batches):
+    """One pass of a frozen base over a pipeline of (images, labels): the features (float32) and labels."""
+    features, labels = [], []
+    for images, batch_labels in batches:
+        features.append(np.asarray(base.predict_on_batch(images), dtype="float32"))
+        labels.append(batch_labels.numpy())
+    return np.concatenate(features), np.concatenate(labels)
+
+
+keras.utils.set_random_seed(0)
 started = time.perf_counter()
-train_features = tlcourse.train.extract_features(base, data, split="train", cache=False)
-head, head_history = tlcourse.train.fit_head(
-    train_features,
-    num_classes=data.num_classes,
-    epochs=epochs,
-    learning_rate=LEARNING_RATE,
-    dropout=0.0,
-    run_dir=False,
-    verbose=2,
+train_x, train_y = features_of(base, train_batches)
+extraction_seconds = time.perf_counter() - started
+head = keras.Sequential([keras.Input(train_x.shape[1:]), keras.layers.Dense(data.num_classes, name="logits")])
+head.compile(
+    optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
 )
+head.fit(train_x, train_y, epochs=epochs, batch_size=budget.batch_size, verbose=2)
 cached_seconds = time.perf_counter() - started
-test_features = tlcourse.train.extract_features(base, data, split="test", verbose=0)
-cached_acc = head.evaluate(test_features.features, test_features.labels, verbose=0)[1]
+test_x, test_y = features_of(base, test_batches)
+cached_acc = head.evaluate(test_x, test_y, verbose=0)[1]
+image_bytes = budget.image_size**2 * 3  # one RGB image in the pipeline, uint8
 print(
-    f"cached features: extraction {train_features.seconds:.1f} s + head, {cached_seconds:.1f} s in all, "
+    f"cached features: extraction {extraction_seconds:.1f} s + head, {cached_seconds:.1f} s in all, "
     f"test accuracy {cached_acc:.1%}"
+)
+print(
+    f"{train_x.shape[0]} training images → features {train_x.shape}, {train_x.dtype}: "
+    f"{train_x.nbytes / 2**20:.1f} MiB, {train_x.itemsize * train_x.shape[1]:,} bytes per image "
+    f"against {image_bytes:,} for the image itself (uint8)"
 )
 
 # %% [markdown]
@@ -244,7 +282,7 @@ head_copy.compile(
 )
 head_timer = EpochTimer()
 head_copy.fit(
-    train_features.features, train_features.labels, epochs=3, batch_size=budget.batch_size,
+    train_x, train_y, epochs=3, batch_size=budget.batch_size,
     callbacks=[head_timer], verbose=0,
 )  # fmt: skip
 in_graph_epoch = float(np.median(in_graph_timer.seconds[1:]))
@@ -252,7 +290,7 @@ head_epoch = float(np.median(head_timer.seconds[1:]))
 
 speedup = in_graph_seconds / cached_seconds
 speedup_per_epoch = in_graph_epoch / head_epoch
-break_even = train_features.seconds / max(in_graph_epoch - head_epoch, 1e-9)
+break_even = extraction_seconds / max(in_graph_epoch - head_epoch, 1e-9)
 course.record("in_graph_acc", in_graph_acc)
 course.record("cached_acc", cached_acc)
 course.record("in_graph_seconds", in_graph_seconds)
@@ -260,7 +298,9 @@ course.record("cached_seconds", cached_seconds)
 course.record("speedup", speedup)
 course.record("in_graph_epoch_seconds", in_graph_epoch)
 course.record("head_epoch_seconds", head_epoch)
-course.record("extraction_seconds", train_features.seconds)
+course.record("extraction_seconds", extraction_seconds)
+course.record("feature_bytes", {"dtype": str(train_x.dtype), "per_image": train_x.itemsize * train_x.shape[1],
+                                "image_per_image": image_bytes})  # fmt: skip
 course.record("speedup_per_epoch", speedup_per_epoch)
 course.record("epochs", epochs)
 print(
@@ -275,7 +315,7 @@ print(
     f"one epoch after the first: in the graph {in_graph_epoch:.2f} s, cached head {head_epoch:.3f} s "
     f"→ {speedup_per_epoch:.0f}× faster per epoch"
 )
-print(f"the extraction ({train_features.seconds:.1f} s) has paid for itself after {break_even:.1f} epochs")
+print(f"the extraction ({extraction_seconds:.1f} s) has paid for itself after {break_even:.1f} epochs")
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 2.4))
 axes[0].barh(
@@ -299,10 +339,26 @@ fig.tight_layout()
 # above show the factor. The one-off costs (graph building, the first pass over the images, and for the
 # cached path the extraction itself) weigh heavily in a short run on a small dataset; with real datasets
 # and more epochs — or several heads to try — the per-epoch factor dominates the total.
-#
-# `extract_features` also keeps the features on disk, keyed by the base, its weights, the data, the split
-# and the image size: running the cell again (we passed `cache=False` above only to time a cold start)
-# loads them in a fraction of a second, and changing any of those recomputes them.
+
+# %% [markdown]
+# The course's `tlcourse.train.extract_features(base, data, split=...)` is the same pass as a convenience:
+# a progress bar, a check of the pixel range (section 5), and a cache on disk keyed by the base, its
+# weights, the data, the split and the image size — a second call loads the features instead of
+# computing them, and changing any of those computes them afresh. On the test split it gives the features
+# computed by hand above:
+
+# %%
+test_features = tlcourse.train.extract_features(base, data, split="test", verbose=0)
+again = tlcourse.train.extract_features(base, data, split="test", verbose=0)
+helper_difference = float(np.abs(test_features.features - test_x).max())
+course.record("helper_max_difference", helper_difference)
+course.record("helper_same_labels", bool(np.array_equal(test_features.labels, test_y)))
+print(
+    f"largest difference from the features by hand: {helper_difference:.1e} "
+    f"(features of size {np.abs(test_x).mean():.2f} on average); labels identical: "
+    f"{np.array_equal(test_features.labels, test_y)}"
+)
+print(f"first call: {test_features.source} in {test_features.seconds:.2f} s; second call: {again.source} in {again.seconds:.3f} s")
 
 # %% [markdown]
 # ## 5 · Preprocessing that matches the base
@@ -413,7 +469,8 @@ val_features = tlcourse.train.extract_features(base, data, split="val", verbose=
 head_scores = {}
 for kind in ("linear", "mlp"):
     candidate, _ = tlcourse.train.fit_head(
-        train_features,
+        train_x,
+        train_y,
         num_classes=data.num_classes,
         head=kind,
         epochs=epochs,

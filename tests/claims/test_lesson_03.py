@@ -1,6 +1,8 @@
 """Lesson 03's claims: a head trained on cached features matches the head trained with the frozen base
 inside the model within 2 points, and trains at least 5× faster per epoch (both measured side by side
-over the same epochs; the whole-run ratio, one-off costs included, must at least favour caching)."""
+over the same epochs; the whole-run ratio, one-off costs included, must at least favour caching);
+extract_features gives the features computed by hand; the cached features are float32 and smaller than the
+images they come from."""
 
 
 def test_cached_head_matches_in_graph_head_within_2_points(records):
@@ -30,3 +32,15 @@ def test_cached_run_is_faster_end_to_end(records):
 def test_wrong_preprocessing_costs_accuracy(records):
     lesson = records("03")
     assert lesson["preprocessing_wrong_acc"] < lesson["preprocessing_right_acc"] - 0.2
+
+
+def test_extract_features_gives_the_features_computed_by_hand(records):
+    lesson = records("03")
+    assert lesson["helper_same_labels"]
+    assert lesson["helper_max_difference"] <= 1e-4, lesson["helper_max_difference"]
+
+
+def test_cached_features_are_float32_and_smaller_than_the_images(records):
+    sizes = records("03")["feature_bytes"]
+    assert sizes["dtype"] == "float32"
+    assert sizes["per_image"] < sizes["image_per_image"], sizes

@@ -1,38 +1,41 @@
-"""Checks of lesson 04."""
+"""Checks of lesson 04: unfreeze the top N with BatchNorm frozen, a warm-up + cosine schedule, the
+two-stage recipe on a base with BatchNorm, and a progressive, discriminative recipe of stages."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 
 import keras
 import numpy as np
 
-from tlcourse import data
+from tlcourse import data, introspect, models, train
 from tlcourse.checks.core import CheckFailed, register
 from tlcourse.checks.verify import (
-    as_arrays,
-    expect_accuracy,
     expect_from_logits,
     expect_input_shape,
     expect_logits,
     expect_model,
     expect_output_shape,
-    holds,
-    source_weights,
     trainable_by_layer,
 )
-from tlcourse.introspect import is_batchnorm
+from tlcourse.introspect import is_batchnorm, recall
 
 TARGET_CLASSES_04 = (5, 6, 7, 8, 9)
-AT_LEAST_04 = 0.80
-PEAK_LR_04, WARMUP_STEPS_04, TOTAL_STEPS_04 = 1e-4, 50, 500
+IMAGE_SIZE_04 = 64
+AT_LEAST_04 = 0.85
+TOP_04 = 4
+PEAK_LR_04, N_TRAIN_04, BATCH_04, EPOCHS_04 = 1e-4, 1000, 32, 3
+STEPS_PER_EPOCH_04 = math.ceil(N_TRAIN_04 / BATCH_04)
+TOTAL_STEPS_04 = EPOCHS_04 * STEPS_PER_EPOCH_04
+WARMUP_STEPS_04 = STEPS_PER_EPOCH_04 // 2
 
 
-def _reference_base_04():
+def _reference_base_04(size: int = 12):
     """A small base like a pretrained CNN after stage 1: conv + BatchNorm blocks, frozen."""
 
-    layers = [keras.Input((12, 12, 3))]
+    layers = [keras.Input((size, size, 3))]
     for i in (1, 2, 3):
         layers += [
             keras.layers.Conv2D(4, 3, padding="same", name=f"conv{i}"),
@@ -43,6 +46,29 @@ def _reference_base_04():
     base = keras.Sequential(layers, name="base")
     base.trainable = False
     return base
+
+
+@contextlib.contextmanager
+def _refusing_the_helper():
+    """While the student's function runs, tlcourse's own unfreeze raises: the task is to write it."""
+
+    class UsedTheHelper(Exception):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise UsedTheHelper
+
+    saved = models.unfreeze, introspect.unfreeze
+    models.unfreeze = introspect.unfreeze = refuse
+    try:
+        yield
+    except UsedTheHelper:
+        raise CheckFailed(
+            "`unfreeze_top` calls tlcourse.models.unfreeze: write it yourself with base.trainable and "
+            "layer.trainable (lesson 04, section 4); the helper is for after the exercise"
+        ) from None
+    finally:
+        models.unfreeze, introspect.unfreeze = saved
 
 
 def _names(names) -> str:
@@ -56,7 +82,8 @@ def check_04_1(unfreeze_top) -> str:
         raise CheckFailed("`unfreeze_top` should be a function: def unfreeze_top(base, n): ...")
     for n in (2, 3, 0):
         base = _reference_base_04()
-        unfreeze_top(base, n)
+        with _refusing_the_helper():
+            unfreeze_top(base, n)
         layers = [layer for layer in base.layers if layer.weights]
         weighted = [layer.name for layer in layers if not is_batchnorm(layer)]
         expected = weighted[len(weighted) - n :]
@@ -120,19 +147,25 @@ def _rate(schedule, step: int) -> float:
 
 @register("04.2")
 def check_04_2(schedule) -> str:
-    """A learning-rate schedule: linear warm-up to the peak over 50 steps, cosine decay to 0 at step 500."""
+    """A learning-rate schedule for 3 epochs of 1,000 images in batches of 32: linear warm-up to the peak over
+    half an epoch (16 steps), cosine decay to 0 at the last step (96)."""
 
     if isinstance(schedule, numbers.Real):
         raise CheckFailed(
-            f"`schedule` is the number {schedule:g}, a constant learning rate: build a schedule, e.g. "
-            "tlcourse.train.WarmupCosine(...) or keras.optimizers.schedules.CosineDecay(...)"
+            f"`schedule` is the number {schedule:g}, a constant learning rate: build a schedule with "
+            "keras.optimizers.schedules.CosineDecay(...)"
         )
     if not callable(schedule):
         raise CheckFailed(
             f"`schedule` is a {type(schedule).__name__}: it should be a LearningRateSchedule (call it with a step)"
         )
-    steps = sorted(set(range(0, TOTAL_STEPS_04 + 1, 5)) | {WARMUP_STEPS_04 - 1, 163})
-    rates = {step: _rate(schedule, step) for step in steps}
+    if recall(schedule, "made_by") is not None:
+        raise CheckFailed(
+            f"`schedule` comes from {recall(schedule, 'made_by')}: build it yourself with "
+            "keras.optimizers.schedules.CosineDecay, from the step counts of the task"
+        )
+    quarter = WARMUP_STEPS_04 + (TOTAL_STEPS_04 - WARMUP_STEPS_04) // 4
+    rates = {step: _rate(schedule, step) for step in range(TOTAL_STEPS_04 + 1)}
     peak = max(rates.values())
     if peak <= 0:
         raise CheckFailed("`schedule` is never above 0: the learning rate must rise to its peak")
@@ -141,14 +174,15 @@ def check_04_2(schedule) -> str:
         raise CheckFailed(f"`schedule` peaks at {peak:.1e}; the task asks for a peak of {PEAK_LR_04:g}")
     if rates[0] >= 0.9 * peak:
         raise CheckFailed(
-            f"`schedule` starts at its peak: there is no warm-up. Ramp it up from ~0 over the first "
-            f"{WARMUP_STEPS_04} steps (warmup_steps={WARMUP_STEPS_04})"
+            f"`schedule` starts at its peak: there is no warm-up. Ramp it up from ~0 over the first half epoch "
+            f"({WARMUP_STEPS_04} steps: an epoch is ceil({N_TRAIN_04} / {BATCH_04}) = {STEPS_PER_EPOCH_04} steps)"
         )
-    if not WARMUP_STEPS_04 - 5 <= peak_step <= WARMUP_STEPS_04 + 5:
+    if abs(peak_step - WARMUP_STEPS_04) > 1:
         raise CheckFailed(
-            f"`schedule` reaches its peak at step {peak_step}; the warm-up should end at step {WARMUP_STEPS_04}"
+            f"`schedule` reaches its peak at step {peak_step}; the warm-up should end after half an epoch, at "
+            f"step {WARMUP_STEPS_04} (an epoch is ceil({N_TRAIN_04} / {BATCH_04}) = {STEPS_PER_EPOCH_04} steps)"
         )
-    after = [rates[step] for step in steps if step >= peak_step]
+    after = [rates[step] for step in rates if step >= peak_step]
     if any(later > earlier * (1 + 1e-4) + 1e-12 for earlier, later in zip(after, after[1:], strict=False)):
         raise CheckFailed("`schedule` rises again after the warm-up: after the peak it should only decrease")
     end = rates[TOTAL_STEPS_04]
@@ -158,15 +192,14 @@ def check_04_2(schedule) -> str:
         )
     if end > 0.01 * peak:
         raise CheckFailed(
-            f"at step {TOTAL_STEPS_04} `schedule` is still {end / peak:.0%} of its peak: decay to 0 over the "
-            f"{TOTAL_STEPS_04 - WARMUP_STEPS_04} steps after the warm-up (Keras' CosineDecay counts decay_steps "
-            "after the warm-up)"
+            f"at step {TOTAL_STEPS_04}, the last of {EPOCHS_04} epochs, `schedule` is still {end / peak:.0%} of its "
+            f"peak: decay to 0 over the {TOTAL_STEPS_04 - WARMUP_STEPS_04} steps after the warm-up (CosineDecay's "
+            "decay_steps count after the warm-up)"
         )
-    quarter = rates[163] / peak  # a quarter into the decay: cosine 0.85, linear 0.75
-    if not 0.80 <= quarter <= 0.90:
+    if not 0.80 <= rates[quarter] / peak <= 0.90:  # a quarter into the decay: cosine 0.85, linear 0.75
         raise CheckFailed(
             "`schedule` does not decay along a cosine (a quarter into the decay it should still be at ~85 % of "
-            "the peak): use a cosine decay, e.g. WarmupCosine(..., cosine=True)"
+            "the peak): use keras.optimizers.schedules.CosineDecay"
         )
     return (
         f"schedule: linear warm-up to {PEAK_LR_04:g} over {WARMUP_STEPS_04} steps, then cosine decay to 0 at "
@@ -174,9 +207,15 @@ def check_04_2(schedule) -> str:
     )
 
 
+def _by_path(weights) -> dict[str, np.ndarray]:
+    return {w.path: np.asarray(keras.ops.convert_to_numpy(w)) for w in weights}
+
+
 @register("04.3")
-def check_04_3(model) -> str:
-    """A two-stage fine-tuned source model: bottom layers unchanged, top layers moved, accuracy ≥ threshold."""
+def check_04_3(model, stage1_weights) -> str:
+    """The two-stage recipe on EfficientNet-Lite0 (BatchNorm inside): stage 1 left the base alone, stage 2 moved
+    the top 4 layers with weights and nothing else of the base, BN statistics included, and ended no more than one
+    standard error below stage 1 on the held-out test images, at ≥ 85 %."""
     expect_model(model, name="model")
     if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
         raise CheckFailed("`model` is not compiled: compile and fit it, stage 1 then stage 2")
@@ -185,33 +224,153 @@ def check_04_3(model) -> str:
             "`model` was compiled (again) but has not trained since: call model.fit(...) after compiling"
         )
     expect_from_logits(model, name="model")
-    expect_input_shape(model, (28, 28, 3), name="model")
-    outputs = expect_output_shape(model, (28, 28, 3), len(TARGET_CLASSES_04), name="model")
-    expect_logits(model, outputs, name="model")
-    reference = source_weights()
-    arrays = as_arrays(model.weights)
-    if holds(arrays, reference["logits"][0]):
+    shape = (IMAGE_SIZE_04, IMAGE_SIZE_04, 3)
+    expect_input_shape(model, shape, name="model")
+    expect_logits(
+        model, expect_output_shape(model, shape, len(TARGET_CLASSES_04), name="model"), name="model"
+    )
+    pristine = models.backbone("efficientnet_lite0", input_shape=shape)
+    reference = _by_path(pristine.weights)
+    final = _by_path(model.weights)
+    if not set(reference) <= set(final):
+        raise CheckFailed("`model` does not contain the EfficientNet-Lite0 `base`: build it on `base`")
+    if not isinstance(stage1_weights, list) or len(stage1_weights) != len(model.weights):
         raise CheckFailed(
-            "`model` still contains the source's own classifier (scores for the 5 old classes): build on `base`, "
-            "the source without its head"
+            "`stage1_weights` should be model.get_weights() taken right after stage 1, before stage 2"
         )
-    shapes = {array.shape for array in arrays}
-    if any(reference[name][0].shape not in shapes for name in ("conv1", "conv2", "conv3")):
-        raise CheckFailed("`model` does not contain the source's convolutions: build it on `base`")
-    if not all(holds(arrays, reference[name][0]) for name in ("conv1", "conv2")):
+    stage1 = {w.path: np.asarray(value) for w, value in zip(model.weights, stage1_weights, strict=True)}
+    if any(not np.array_equal(stage1[path], value) for path, value in reference.items()):
         raise CheckFailed(
-            "the bottom layers of `model` (conv1, conv2) changed: the whole base was fine-tuned. In stage 2 "
-            "unfreeze only the top layers, the early ones hold general features"
+            "in `stage1_weights` the base already differs from the pretrained one: stage 1 trains the head only "
+            "(base frozen), and stage1_weights must be taken before stage 2"
         )
-    if all(holds(arrays, reference[name][0]) for name in ("conv3", "features")):
+    bn = [layer for layer in pristine.layers if is_batchnorm(layer)]
+    moved_bn = [
+        layer.name
+        for layer in bn
+        if any(not np.array_equal(final[w.path], reference[w.path]) for w in layer.weights)
+    ]
+    if moved_bn:
         raise CheckFailed(
-            "the top layers of the base (conv3, features) still hold the source's weights: stage 2 did not train "
-            "them. Unfreeze them, compile again (a change of `trainable` takes effect at compile) and fit"
+            f"{len(moved_bn)} BatchNormalization layers of the base changed in stage 2 (e.g. '{moved_bn[0]}'): set "
+            "trainable = False on every BatchNormalization layer after unfreezing, so fit() keeps them in "
+            "inference mode (keras-team/keras#20285)"
         )
+    weighted = [layer for layer in pristine.layers if layer.weights and not is_batchnorm(layer)]
 
-    x_test, y_test = data.load("fashion_mnist", classes=list(TARGET_CLASSES_04)).arrays("test")
-    expect_accuracy(model, x_test, y_test, at_least=AT_LEAST_04, name="model")
+    def moved(layer) -> bool:
+        return any(not np.array_equal(final[w.path], reference[w.path]) for w in layer.weights)
+
+    below = [layer.name for layer in weighted[:-TOP_04] if moved(layer)]
+    if below:
+        raise CheckFailed(
+            f"layers below the top {TOP_04} changed (e.g. '{below[-1]}'): in stage 2 unfreeze only the top "
+            f"{TOP_04} layers with weights, the early ones hold general features"
+        )
+    if not any(moved(layer) for layer in weighted[-TOP_04:]):
+        raise CheckFailed(
+            f"the top {TOP_04} layers of the base still hold their pretrained weights: stage 2 did not train them. "
+            "Unfreeze them, compile again (a change of `trainable` takes effect at compile) and fit"
+        )
+    x_test, y_test = data.load(
+        "fashion_mnist", classes=list(TARGET_CLASSES_04), image_size=IMAGE_SIZE_04
+    ).arrays("test")
+
+    def accuracy() -> float:
+        logits = [np.asarray(model(x_test[i : i + 100], training=False)) for i in range(0, len(x_test), 100)]
+        return float(np.mean(np.concatenate(logits).argmax(-1) == y_test))
+
+    after = accuracy()
+    current = model.get_weights()
+    model.set_weights(stage1_weights)
+    before = accuracy()
+    model.set_weights(current)
+    tolerance = math.sqrt(before * (1 - before) / len(y_test))  # one standard error of the accuracy
+    if after < before - tolerance:
+        raise CheckFailed(
+            f"after stage 2 `model` gets {after:.1%} of the test images, stage 1 alone got {before:.1%}: stage 2 "
+            "made it worse. Use a learning rate 10-100× smaller than the head's, with a warm-up"
+        )
+    if after < AT_LEAST_04:
+        raise CheckFailed(
+            f"`model` gets {after:.1%} of the held-out test images, below {AT_LEAST_04:.0%}: train the head well in "
+            "stage 1 (on cached features), then fine-tune gently"
+        )
     return (
-        f"model: head trained, top layers fine-tuned, bottom layers untouched; ≥ {AT_LEAST_04:.0%} on the "
-        f"{len(y_test)} held-out test images"
+        f"model: only the top {TOP_04} layers of the base moved, BatchNorm statistics untouched; within a standard error of stage 1 "
+        f"and ≥ {AT_LEAST_04:.0%} on the {len(y_test)} held-out test images"
+    )
+
+
+def _toy_data_04(size: int = 12):
+    rng = np.random.default_rng(0)
+    y = np.arange(96) % 3
+    x = rng.uniform(0, 1, size=(96, size, size, 3)).astype("float32")
+    x[np.arange(96), 2:-2, 2:-2, y] += 1.0
+    return x, y
+
+
+@register("04.4")
+def check_04_4(progressive) -> str:
+    """A list of three Stages: the head alone (2 epochs, 1e-3); the top layer (1 epoch, 1e-4, warm-up half an
+    epoch); the top 2 layers (2 epochs, 1e-4, warm-up then cosine) with the base at a tenth of the head's rate.
+    Run on a small conv + BatchNorm classifier, each stage must move what it says and nothing else."""
+    if not isinstance(progressive, (list, tuple)) or not all(isinstance(s, train.Stage) for s in progressive):
+        raise CheckFailed(
+            "`progressive` should be a list of tlcourse.train.Stage(...) objects, one per stage"
+        )
+    if len(progressive) != 3:
+        raise CheckFailed(f"`progressive` has {len(progressive)} stages; the task asks for 3")
+    keras.utils.set_random_seed(0)
+    base = _reference_base_04()
+    inputs = keras.Input((12, 12, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(base(inputs, training=False)))
+    x, y = _toy_data_04()
+    names = ["conv1", "conv2", "conv3", "features"]
+    wanted = [set(), {"features"}, {"conv3", "features"}]
+    for number, (stage, moves) in enumerate(zip(progressive, wanted, strict=True), start=1):
+        before = {name: base.get_layer(name).kernel.numpy().copy() for name in names}
+        head_before = model.get_layer("head").kernel.numpy().copy()
+        bn_before = [w.numpy().copy() for layer in base.layers if is_batchnorm(layer) for w in layer.weights]
+        train.fine_tune(model, ((x, y), (x, y)), stages=[stage], batch_size=32, verbose=0)
+        moved = {
+            name for name in names if not np.array_equal(base.get_layer(name).kernel.numpy(), before[name])
+        }
+        if moved != moves:
+            what = ", ".join(sorted(moved)) or "no layer of the base"
+            should = ", ".join(sorted(moves)) or "none (the head alone)"
+            raise CheckFailed(
+                f"stage {number} ({stage.describe()}) trained {what}; it should train {should}: check its unfreeze="
+            )
+        if np.array_equal(model.get_layer("head").kernel.numpy(), head_before):
+            raise CheckFailed(f"stage {number} did not train the head: every stage trains the head too")
+        bn_after = [w.numpy() for layer in base.layers if is_batchnorm(layer) for w in layer.weights]
+        if any(not np.array_equal(a, b) for a, b in zip(bn_before, bn_after, strict=True)):
+            raise CheckFailed(
+                f"stage {number} changed BatchNorm statistics: fine_tune keeps them frozen, do you?"
+            )
+    epochs = [stage.epochs for stage in progressive]
+    rates = [stage.learning_rate for stage in progressive]
+    if epochs != [2, 1, 2] or not np.allclose(rates, [1e-3, 1e-4, 1e-4]):
+        raise CheckFailed(f"the stages last {epochs} epochs at learning rates {rates}; the task asks for "
+                          "[2, 1, 2] epochs at [0.001, 0.0001, 0.0001]")  # fmt: skip
+    if progressive[0].warmup or not (progressive[1].warmup and progressive[2].warmup):
+        raise CheckFailed(
+            "stages 2 and 3 each start a fresh optimizer: give each a warm-up (warmup=0.5), not stage 1"
+        )
+    if progressive[2].schedule != "cosine" or progressive[1].schedule != "constant":
+        raise CheckFailed('only stage 3 decays: schedule="cosine" there, the default "constant" before')
+    multipliers = (
+        model.optimizer.variable_multipliers if hasattr(model.optimizer, "variable_multipliers") else {}
+    )
+    base_rates = {multipliers.get(w.path, 1.0) for w in base.trainable_weights}
+    head_rates = {multipliers.get(w.path, 1.0) for w in model.get_layer("head").weights}
+    if base_rates != {0.1} or head_rates != {1.0}:
+        raise CheckFailed(
+            "stage 3 should train the base at a tenth of the head's learning rate: "
+            'lr_multipliers={"base": 0.1} (the head keeps 1)'
+        )
+    return (
+        "progressive: the head alone, then the top layer, then the top two with the base at a tenth of the "
+        "head's rate; each stage moved exactly what it should, BatchNorm untouched"
     )
