@@ -3,5 +3,6 @@
 - :mod:`tlcourse_tools.authoring`: build ``notebooks/``, ``solutions/`` and ``exercises/`` from ``sources/``;
 - :mod:`tlcourse_tools.running`: run a notebook, or the whole course, headless;
 - :mod:`tlcourse_tools.progress`: run exercise notebooks and count the checks they pass;
-- :mod:`tlcourse_tools.cli`: ``tlcourse build | run | progress | test-env``.
+- :mod:`tlcourse_tools.grading`: ``tlcourse grade``, a class autograded with nbgrader, sandboxed, on Dask;
+- :mod:`tlcourse_tools.cli`: ``tlcourse build | run | progress | grade | test-env``.
 """

@@ -50,6 +50,14 @@ SUMMARY_COLUMNS = [
     "error",
     "notes",
 ]
+# One retry after a worker dies; each worker holds only the task it runs, so that a dying worker takes
+# no queued submission down with it; and a killed worker's nanny waits for its restart (Dask's default
+# of 15 s is shorter than a worker's start on a busy machine, after which the cluster drops the worker).
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.scheduler.allowed-failures": 1,
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.deploy.lost-worker-timeout": "30 minutes",
+}
 KILLED_TWICE = (
     "the worker grading it died twice (killed, or out of memory outside the sandbox); it was retried once"
 )
@@ -256,16 +264,20 @@ def _prepare_course(assignment: str, workdir: Path) -> tuple[bytes, str, str, fl
     return course.bundle(folder, assignment), solution.name, _digest(release.read_bytes()), points
 
 
-def _start_dask(workers: int, scheduler: str | None):
+def _start_dask(workers: int, scheduler: str | None, *, connect_timeout: str = "30s"):
     import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler, timeout="30s"), None
-    # One retry after a worker dies; and each worker holds only the task it runs, so that a dying
-    # worker takes no queued submission down with it.
-    settings = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
-    with dask.config.set(settings):
+        try:
+            return Client(scheduler, timeout=connect_timeout), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(
+                f"No Dask scheduler answers at {scheduler} ({type(exc).__name__}: {exc}).",
+                hint="Check the address (tcp://host:8786) and that the scheduler runs, or leave --scheduler out "
+                "to grade with local workers.",
+            ) from None
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):  # read by the scheduler when it starts
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -324,6 +336,7 @@ def grade(
     -------
     GradeRun
     """
+    import dask
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
     from tqdm.auto import tqdm
@@ -374,46 +387,49 @@ def grade(
             todo.append(job)
     run = GradeRun(assignment, out, [], reused=len(jobs) - len(todo))
     if todo:
-        client, cluster = _start_dask(workers, scheduler)
-        try:
-            threads = max(1, (os.cpu_count() or 1) // workers) if cluster is not None else None
-            settings = Settings(profile=profile, limits=limits, threads=threads)
-            shared = client.scatter(bundle, broadcast=True)
-            futures = {
-                client.submit(
-                    _grade_task,
-                    job,
-                    shared,
-                    settings,
-                    key=f"grade-{assignment}-{job.student}-{job.digest[:12]}",
-                    pure=False,
-                ): job
-                for job in todo
-            }
-            if on_submit is not None:
-                on_submit(client)
-            bar = tqdm(
-                total=len(futures), desc=f"grading {assignment}", unit="notebook", disable=not progress
-            )
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    outcome = future.result()
-                except KilledWorker:
-                    outcome = error_outcome(job, KILLED_TWICE, retry=True)
-                except Exception as exc:
-                    reason = f"grading failed on the worker: {type(exc).__name__}: {exc}"
-                    outcome = error_outcome(job, reason, retry=True)
-                _save(out, outcome, _key(job, release, profile))
-                outcomes[job.student] = outcome
-                run.graded += 1
-                bar.update()
-            bar.close()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-                sweep()  # what killed workers' sandboxes left on this machine
+        # Dask reads lost-worker-timeout when it loses a worker, not when the cluster starts: keep it set.
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            client, cluster = _start_dask(workers, scheduler)
+            try:
+                threads = max(1, (os.cpu_count() or 1) // workers) if cluster is not None else None
+                settings = Settings(profile=profile, limits=limits, threads=threads)
+                # The course bundle (a few KB) travels inside each task rather than scattered once: scattered
+                # data dies with the workers that hold it, a task's arguments stay with the scheduler.
+                futures = {
+                    client.submit(
+                        _grade_task,
+                        job,
+                        bundle,
+                        settings,
+                        key=f"grade-{assignment}-{job.student}-{job.digest[:12]}",
+                        pure=False,
+                    ): job
+                    for job in todo
+                }
+                if on_submit is not None:
+                    on_submit(client)
+                bar = tqdm(
+                    total=len(futures), desc=f"grading {assignment}", unit="notebook", disable=not progress
+                )
+                for future in as_completed(futures):
+                    job = futures[future]
+                    try:
+                        outcome = future.result()
+                    except KilledWorker:
+                        outcome = error_outcome(job, KILLED_TWICE, retry=True)
+                    except Exception as exc:
+                        reason = f"grading failed on the worker: {type(exc).__name__}: {exc}"
+                        outcome = error_outcome(job, reason, retry=True)
+                    _save(out, outcome, _key(job, release, profile))
+                    outcomes[job.student] = outcome
+                    run.graded += 1
+                    bar.update()
+                bar.close()
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+                    sweep()  # what killed workers' sandboxes left on this machine
     run.outcomes = [outcomes[job.student] for job in sorted(jobs, key=lambda j: j.student)]
     for outcome in run.outcomes:
         outcome.pop("autograded", None)

@@ -100,18 +100,33 @@ def nbgrader(course: str | os.PathLike, *args: str, env: dict | None = None, tim
 
 
 def generate(course: str | os.PathLike, assignment: str) -> Path:
-    """``nbgrader generate_assignment`` through nbgrader's own API (in this process); the release."""
-    from nbgrader.apps import NbGraderAPI
+    """``nbgrader generate_assignment`` with nbgrader's own converter, in this process; the release."""
+    import logging
+    import warnings
+
+    from nbgrader.converters import GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
+    from nbgrader.utils import capture_log
     from traitlets.config import Config
 
     course = Path(course).resolve()
     config = Config()
     config.CourseDirectory.root = str(course)
     config.CourseDirectory.course_id = COURSE_ID
-    os.environ["PATH"] = tool_path()
-    api = NbGraderAPI(CourseDirectory(config=config), config=config)
-    result = api.generate_assignment(assignment, force=True, create=True)
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = assignment
+    converter = GenerateAssignment(coursedir=coursedir, config=config)
+    converter.force = True
+    converter.create_assignment = True
+    converter.log.setLevel(logging.WARNING)
+    previous = os.environ.get("PATH", "")
+    os.environ["PATH"] = tool_path()  # nbgrader runs `alembic` to create the gradebook
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = capture_log(converter)
+    finally:
+        os.environ["PATH"] = previous
     if not result["success"]:
         raise TlcourseError(
             f"nbgrader generate_assignment {assignment} failed: {result.get('error', '')[-1500:]}",

@@ -267,8 +267,10 @@ def kernel_environment(
         "MPLCONFIGDIR": f"{workdir}/.matplotlib",
         "KERAS_HOME": f"{workdir}/.keras",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        # nbgrader scores a check cell 0 if it writes to stderr: keep TensorFlow's C++ logs out of it.
+        # nbgrader scores a check cell 0 if it writes anything to stderr: keep TensorFlow's C++ log and
+        # Python's warnings (Keras warns from inside some checks) out of the cells.
         "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONWARNINGS": "ignore",
         "NBGRADER_EXECUTION": "autograde",
         "TLCOURSE_OFFLINE": "1",
         "TLCOURSE_PROFILE": profile,

@@ -264,6 +264,11 @@ def probe(*, refresh: bool = False) -> Isolation:
             error = _namespaces_work(user=True)
             if error is None:
                 mode = "userns"
+                if os.geteuid() == 0:
+                    missing.append(
+                        f"an unprivileged uid per submission: TLCOURSE_GRADE_ISOLATION={wanted} asks for a user "
+                        "namespace, so student code runs as the grader's uid (mapped, without capabilities)"
+                    )
             else:
                 missing.append(
                     f"namespaces: user namespaces are not available ({error}); student code can use "

@@ -345,6 +345,7 @@ def _grade(job: Job, bundle: bytes, settings: Settings, scratch: Path) -> dict:
         "notes": list(dict.fromkeys(notes)),
         "cell_seconds": round(sandbox.cell_seconds, 2),
         "kernel_start_seconds": round(sandbox.kernel_start_seconds, 2),
+        "uid": sandbox.uid,
         "isolation": isolation,
         "autograded": graded.read_text(encoding="utf-8") if graded.exists() else None,
     }
