@@ -45,6 +45,13 @@ RESULTS = HERE / "RESULTS.md"
 SECTION = "5"
 GOAL_SPEEDUP, GOAL_OVERHEAD = 1.7, 5.0
 WORKER_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128)
+# How docs/instructors.md says to run nbgrader (the same environment tlcourse grade gives its kernels).
+NBGRADER_ENV = {
+    "TLCOURSE_OFFLINE": "1",
+    "TLCOURSE_PROFILE": "ci",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "PYTHONWARNINGS": "ignore",
+}
 
 # A typical wrong answer per lesson (the same ones tests/grading_class.py uses for lessons 00–02).
 WRONG = {
@@ -114,11 +121,11 @@ def serial_nbgrader(course_dir: Path, lesson: str, submitted: Path) -> dict:
     from tlcourse_tools.grading import course
 
     course.write_course(course_dir, [lesson])
-    course.nbgrader(course_dir, "generate_assignment", lesson, "--create", "--force")
+    course.nbgrader(course_dir, "generate_assignment", lesson, "--create", "--force", env=NBGRADER_ENV)
     shutil.copytree(submitted, course_dir / "submitted")
     before = load()
     started = time.perf_counter()
-    course.nbgrader(course_dir, "autograde", lesson, "--force")
+    course.nbgrader(course_dir, "autograde", lesson, "--force", env=NBGRADER_ENV)
     seconds = time.perf_counter() - started
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
         scores = {s.student_id: s.score for s in gradebook.assignment_submissions(lesson)}

@@ -133,7 +133,7 @@ def graded(tmp_path_factory):
             out=out,
             scheduler=cluster.scheduler_address,
             timeout=600,
-            cell_timeout=60,
+            cell_timeout=180,
             memory_gb=2,
             processes=128,
             progress=False,

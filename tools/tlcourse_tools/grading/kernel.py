@@ -24,6 +24,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
 from nbformat.v4 import new_output
@@ -32,7 +34,15 @@ from traitlets import Float, Integer, Unicode
 
 from tlcourse_tools.grading import sandbox as launcher
 
-__all__ = ["Limits", "Sandbox", "SandboxKernelManager", "SandboxedExecute"]
+__all__ = [
+    "Limits",
+    "Sandbox",
+    "SandboxKernelManager",
+    "SandboxedExecute",
+    "execute",
+    "scratch_base",
+    "sweep",
+]
 
 GiB = 2**30
 UID_BASE = int(os.environ.get("TLCOURSE_GRADE_UID_BASE", "64000"))
@@ -469,8 +479,6 @@ def _copy_seed(spec: dict) -> None:
 
 
 # =========================================================================== Jupyter's side
-from jupyter_client.kernelspec import KernelSpec, KernelSpecManager  # noqa: E402
-from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 
 
 class _SandboxSpecs(KernelSpecManager):

@@ -172,8 +172,15 @@ def read_grades(course: Path, job: Job) -> tuple[list[dict], list[str]]:
                     hint = f"{error[0]}: {error[1]}" if error else "the check printed nothing"
                 share = points / len(ids)
                 if status == PASSED and share < max_points / len(ids):
-                    stderr = _one_line(_stderr(cell) or (error[1] if error else ""), 150)
-                    notes.append(f"{check_id} passed, but nbgrader scored its cell {points:g}: {stderr}")
+                    # nbgrader's score is the grade: a check that printed ✅ in a cell that also wrote
+                    # to stderr (or raised after it) gets 0 there, and the row says why.
+                    stderr = _one_line(_stderr(cell), 150)
+                    why = (
+                        f"it wrote to stderr: {stderr}"
+                        if stderr
+                        else (f"it raised {error[0]}: {error[1]}" if error else "of its output")
+                    )
+                    status, hint = ERROR, f"passed, but nbgrader scored the cell {points:g} because {why}"
                 rows.append(
                     {
                         "check": check_id,
