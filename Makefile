@@ -81,17 +81,19 @@ test-browser: $(VENV)/.browser
 	TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_CACHE=$(CURDIR)/build/cache \
 		$(PY) -m pytest tests/browser --timeout=900 -q -rs
 
+# Sections 1-4, then section 5 (grading a class: `tlcourse grade --workers 2` vs. serial nbgrader).
 bench: $(VENV)/.test
 	TLCOURSE_PROFILE=cpu $(PY) -m bench
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m bench.grading
 
 # nbgrader's round trip (generate_assignment, autograde, generate_feedback) on all eleven lessons
 # (`make test` covers three), the sandbox, and `tlcourse grade` on a hostile class over 2 Dask workers.
 test-grading: $(VENV)/.test
 	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse_tools test-env
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(TEST_ENV) TLCOURSE_GRADING_LESSONS=all $(PY) -m pytest \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(TEST_ENV) TLCOURSE_GRADING_LESSONS=all TLCOURSE_GRADING_CLASS=1 $(PY) -m pytest \
 		tests/test_grading_sandbox.py tests/test_grading_nbgrader.py tests/test_grading_class.py -q
 
-# Grading throughput: the same 20 submissions, `tlcourse grade --workers 2` vs. serial nbgrader (section 5).
+# Section 5 alone: the same 20 submissions, `tlcourse grade --workers 2` vs. serial nbgrader.
 bench-grading: $(VENV)/.test
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m bench.grading
 

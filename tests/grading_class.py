@@ -257,19 +257,24 @@ def hostile_class(folder: Path, *, secrets: dict[str, str], port: int) -> dict[s
     nb = correct("00")
     insert_after(nb, "answer-00-1", "print('x' * 100_000_000)", name="flood")
     add("print_100mb", nb, 3, note="dropped")
-    # Forks until refused; the children must not outlive the grading.
+    # Forks until refused, and leaves children sleeping; they must not outlive the grading.
     nb = correct("00")
     insert_after(
         nb,
         "cell-02",
-        "import os, time\n"
+        "import os, signal, time\n"
         "children = []\n"
-        "for _ in range(5000):\n"
-        "    pid = os.fork()\n"
-        "    if pid == 0:\n"
-        "        time.sleep(3600)\n"
-        "        os._exit(0)\n"
-        "    children.append(pid)",
+        "try:\n"
+        "    for _ in range(5000):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            time.sleep(3600)\n"
+        "            os._exit(0)\n"
+        "        children.append(pid)\n"
+        "finally:  # keeps 8 (they must not outlive the grading), frees the rest for the answers' threads\n"
+        "    for pid in children[8:]:\n"
+        "        os.kill(pid, signal.SIGKILL)\n"
+        "        os.waitpid(pid, 0)",
         name="fork",
     )
     add("fork", nb, 3, note="BlockingIOError")

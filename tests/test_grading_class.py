@@ -28,7 +28,20 @@ import dask  # noqa: E402
 import grading_class  # noqa: E402
 from tlcourse_tools.grading import batch, kernel, sandbox  # noqa: E402
 
-pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.notebook,
+    pytest.mark.slow,
+    # 14 TensorFlow notebooks, two of them killed mid-way: 6-15 minutes on 2 cores, too long for
+    # `make test` (which covers the sandbox and nbgrader's round trip); `make test-grading` runs it.
+    pytest.mark.skipif(
+        not os.environ.get("TLCOURSE_GRADING_CLASS"),
+        reason="the hostile class runs under `make test-grading` (TLCOURSE_GRADING_CLASS=1)",
+    ),
+    pytest.mark.skipif(
+        sandbox.probe().mode == "none",
+        reason=f"the hostile class needs namespaces: {'; '.join(sandbox.probe().missing)}",
+    ),
+]
 
 KILL_ONCE, KILL_TWICE = "correct_a", "correct_b"
 
@@ -274,10 +287,20 @@ def test_no_process_cgroup_or_folder_is_left_behind(graded):
             break
         time.sleep(1)
     assert not left, f"sandbox processes still running: {left}"
+    # A cgroup can be removed only once its last process is reaped: sweep until then.
     _version, roots = sandbox.cgroup_roots()
-    for root in [*roots.values(), kernel.scratch_base()]:
-        stale = [p.name for p in root.glob("*") if p.is_dir() and not _alive(p.name.split("-")[0])]
-        assert not stale, f"left behind in {root}: {stale}"
+    deadline = time.monotonic() + 30
+    while True:
+        kernel.sweep()
+        stale = {
+            str(root): [p.name for p in root.glob("*") if p.is_dir() and not _alive(p.name.split("-")[0])]
+            for root in [*roots.values(), kernel.scratch_base()]
+        }
+        stale = {root: names for root, names in stale.items() if names}
+        if not stale or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not stale, f"left behind: {stale}"
 
 
 def _alive(pid: str) -> bool:
