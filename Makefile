@@ -16,7 +16,7 @@ define install
 	@touch $@
 endef
 
-.PHONY: lab test test-unit test-notebooks test-claims test-browser test-colab test-colab-floor bench course notebooks lint format doctor clean help
+.PHONY: lab test test-unit test-notebooks test-claims test-browser test-colab test-colab-floor test-grading bench bench-grading course notebooks lint format doctor clean help
 
 help:
 	@echo "make lab     open the course in JupyterLab (creates .venv on first run)"
@@ -35,10 +35,10 @@ $(VENV)/.lab: pyproject.toml | $(PY)
 
 comma := ,
 $(VENV)/.test: pyproject.toml tools/pyproject.toml | $(PY)
-	$(call install,test$(comma)dev,-e ./tools)
+	$(call install,test$(comma)dev,-e "./tools[grading]")
 
 $(VENV)/.browser: pyproject.toml tools/pyproject.toml | $(PY)
-	$(call install,test$(comma)dev$(comma)browser,-e ./tools)
+	$(call install,test$(comma)dev$(comma)browser,-e "./tools[grading]")
 
 lab: $(VENV)/.lab
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = "Darwin" ]; then browser=""; else browser="--no-browser"; fi; \
@@ -95,8 +95,21 @@ test-colab: $(VENV)/.test
 test-colab-floor: $(VENV)/.test
 	$(PY) -m tlcourse_tools colab-twin oldest --suite lessons --jobs $(JOBS)
 
+# Sections 1-4, then section 5 (grading a class: `tlcourse grade --workers 2` vs. serial nbgrader).
 bench: $(VENV)/.test
 	TLCOURSE_PROFILE=cpu $(PY) -m bench
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m bench.grading
+
+# nbgrader's round trip (generate_assignment, autograde, generate_feedback) on all eleven lessons
+# (`make test` covers three), the sandbox, and `tlcourse grade` on a hostile class over 2 Dask workers.
+test-grading: $(VENV)/.test
+	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse_tools test-env
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(TEST_ENV) TLCOURSE_GRADING_LESSONS=all TLCOURSE_GRADING_CLASS=1 $(PY) -m pytest \
+		tests/test_grading_sandbox.py tests/test_grading_nbgrader.py tests/test_grading_class.py -q
+
+# Section 5 alone: the same 20 submissions, `tlcourse grade --workers 2` vs. serial nbgrader.
+bench-grading: $(VENV)/.test
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m bench.grading
 
 # Lessons headless into build/course (executed notebooks, HTML, index.html, a table; exit 1 if one
 # fails): `make course PROFILE=ci`, `make course LESSONS="00 03"`, `make course LESSONS=01 PARAMS="EPOCHS=2"`.

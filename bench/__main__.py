@@ -665,6 +665,10 @@ def _keep_unmeasured_sections(text: str, results: dict) -> str:
             note = _KEPT_NOTE.format(date=date.group(1) if date else "an earlier date")
             kept = f"{heading}\n\n{note}\n{body}"
         text = text.replace(section, kept)
+    produced = _sections(text)
+    for key, section in old.items():
+        if key not in produced:  # written by another module, e.g. section 5 by `python -m bench.grading`
+            text = text.rstrip("\n") + "\n\n" + section
     return text
 
 

@@ -139,7 +139,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-TOOLS_COMMANDS = ("build", "run", "progress", "test-env")
+TOOLS_COMMANDS = ("build", "run", "progress", "grade", "test-env")
 
 
 def build_parser(*, tools: bool = True) -> argparse.ArgumentParser:

@@ -6,5 +6,7 @@
 - :mod:`tlcourse_tools.colab`: Colab's runtime as a twin (constraint files, ``make test-colab``);
 - :mod:`tlcourse_tools.fashion`: Fashion-MNIST for ``make test`` (and :mod:`~tlcourse_tools.pytest_fashion`,
   the skips when it is missing);
-- :mod:`tlcourse_tools.cli`: ``tlcourse build | run | progress | test-env``, ``colab-constraints``, ``colab-twin``.
+- :mod:`tlcourse_tools.grading`: ``tlcourse grade``, a class autograded with nbgrader, sandboxed, on Dask;
+- :mod:`tlcourse_tools.cli`: ``tlcourse build | run | progress | grade | test-env``, ``colab-constraints``,
+  ``colab-twin``.
 """

@@ -1,4 +1,4 @@
-"""The maintainers' and instructors' commands: build, run, progress, test-env.
+"""The maintainers' and instructors' commands: build, run, progress, grade, test-env.
 
 They are reached as ``tlcourse <command>`` (the student package forwards them here) or
 ``python -m tlcourse_tools <command>``.
@@ -100,6 +100,34 @@ def cmd_colab_twin(args: argparse.Namespace) -> int:
     return 0 if run.ok else 1
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    """0 when the class was graded (whatever the scores), 2 on a usage error."""
+    import importlib.util
+
+    if importlib.util.find_spec("nbgrader") is None or importlib.util.find_spec("distributed") is None:
+        raise TlcourseError(
+            "`tlcourse grade` needs nbgrader and Dask, which are not installed here.",
+            hint='Install the grading extra: pip install -e "tools[grading]".',
+        )
+    from tlcourse_tools.grading.batch import grade
+
+    run = grade(
+        args.submitted,
+        assignment=args.assignment,
+        out=Path(args.out),
+        workers=args.workers,
+        scheduler=args.scheduler,
+        timeout=args.timeout,
+        cell_timeout=args.cell_timeout,
+        memory_gb=args.memory,
+        profile=args.profile,
+    )
+    print(run.table())
+    for name, path in run.files.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def add_commands(sub) -> None:
     """Add the maintainers' and instructors' subcommands to an ``argparse`` subparsers object."""
     sub.add_parser("test-env", help=argparse.SUPPRESS)
@@ -155,6 +183,29 @@ def add_commands(sub) -> None:
         help='run pytest with these instead, e.g. "notebooks/00_welcome.ipynb -k x"',
     )
 
+    grade = sub.add_parser(
+        "grade",
+        help="autograde a class's submissions with nbgrader, in sandboxes, on Dask; write a gradebook and report",
+    )
+    grade.add_argument(
+        "submitted",
+        help="nbgrader's submitted/ folder (<student>/<assignment>/*.ipynb) or a folder of <student>.ipynb",
+    )
+    grade.add_argument("--assignment", required=True, help="the lesson number, 00 to 10")
+    grade.add_argument("--out", required=True, help="where gradebook.csv, summary.csv and report.html go")
+    grade.add_argument("--workers", type=int, default=2, help="local Dask worker processes (default: 2)")
+    grade.add_argument("--scheduler", default=None, help="an existing Dask scheduler, e.g. tcp://host:8786")
+    grade.add_argument(
+        "--timeout", type=float, default=None, help="seconds per submission (default: 600 in ci, 3600 in cpu)"
+    )
+    grade.add_argument(
+        "--cell-timeout", type=float, default=None, help="seconds per cell (default: the whole --timeout)"
+    )
+    grade.add_argument("--memory", type=float, default=4.0, help="GB of memory per submission (default: 4)")
+    grade.add_argument(
+        "--profile", choices=("ci", "cpu"), default="ci", help="the lessons' profile (default: ci)"
+    )
+
 
 COMMANDS = {
     "test-env": cmd_test_env,
@@ -163,6 +214,7 @@ COMMANDS = {
     "run": cmd_run,
     "colab-constraints": cmd_colab_constraints,
     "colab-twin": cmd_colab_twin,
+    "grade": cmd_grade,
 }
 
 
