@@ -31,9 +31,6 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import keras
-import numpy as np
-
 import tlcourse
 
 course = tlcourse.setup("05")
@@ -45,6 +42,9 @@ course = tlcourse.setup("05")
 # `rescale`, divides the pixels by 255.
 
 # %%
+import keras  # after tlcourse.setup(): it quiets TensorFlow's native start-up logs first
+import numpy as np
+
 source = tlcourse.models.source_model()
 base = tlcourse.models.headless(source)
 base.trainable = False
@@ -126,7 +126,9 @@ def build_classifier():
 
 
 unfrozen = build_classifier()
-print(f"trainable: {tlcourse.introspect.count_params(unfrozen.trainable_weights):,} of {unfrozen.count_params():,}")
+print(
+    f"trainable: {tlcourse.introspect.count_params(unfrozen.trainable_weights):,} of {unfrozen.count_params():,}"
+)
 
 # %% [markdown]
 # With a few labelled images and a random head, `fit()` would train all those parameters. Make

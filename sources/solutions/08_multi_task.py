@@ -30,9 +30,6 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import keras
-import numpy as np
-
 import tlcourse
 
 course = tlcourse.setup("08")
@@ -44,6 +41,9 @@ budget = course.budget
 # out. It is already frozen.
 
 # %%
+import keras  # after tlcourse.setup(): it quiets TensorFlow's native start-up logs first
+import numpy as np
+
 data = tlcourse.data.load("fashion_mnist")
 x_train, y_train = data.arrays("train")
 source = tlcourse.models.source_model()
