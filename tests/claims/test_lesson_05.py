@@ -13,7 +13,7 @@ PITFALLS = {
     "batchnorm_drift": 0.01,  # accuracy after a training-mode epoch without weight updates
     "learning_rate_too_high": 0.05,  # accuracy, mean over seeds
     "distant_source": 0.05,  # accuracy
-    "selection_on_test": 0.01,  # optimism, mean over 30 splits
+    "selection_on_test": 0.01,  # optimism, mean over 200 splits
     "logits_vs_probabilities": 0.10,  # accuracy
 }
 
