@@ -83,7 +83,9 @@ dataset = tlcourse.data.load("oxford_iiit_pet", image_size=None if course.offlin
 if course.offline:  # the Fashion-MNIST stand-in: which department does the item belong to?
     GROUP_NAMES = ["clothing", "footwear", "bag"]
     department = {"Sandal": "footwear", "Sneaker": "footwear", "Ankle boot": "footwear", "Bag": "bag"}
-    GROUP_OF_CLASS = np.array([GROUP_NAMES.index(department.get(name, "clothing")) for name in dataset.class_names])
+    GROUP_OF_CLASS = np.array(
+        [GROUP_NAMES.index(department.get(name, "clothing")) for name in dataset.class_names]
+    )
 else:  # Oxford-IIIT Pet: the dataset writes cat breeds with a capital letter, dog breeds without
     GROUP_NAMES = ["cat", "dog"]
     GROUP_OF_CLASS = np.array([0 if name[0].isupper() else 1 for name in dataset.class_names])
@@ -91,7 +93,9 @@ TASKS = {"class": dataset.num_classes, "group": len(GROUP_NAMES)}  # task name -
 print(dataset)
 for group, name in enumerate(GROUP_NAMES):
     members = [c for c, g in zip(dataset.class_names, GROUP_OF_CLASS, strict=True) if g == group]
-    print(f"group {group} {name:9s} ← {len(members)} classes: {', '.join(members[:6])}{' …' if len(members) > 6 else ''}")
+    print(
+        f"group {group} {name:9s} ← {len(members)} classes: {', '.join(members[:6])}{' …' if len(members) > 6 else ''}"
+    )
 
 # %% [markdown]
 # A few training images with both of their labels:
@@ -107,7 +111,9 @@ labels = {"train": {"class": y_train, "group": GROUP_OF_CLASS[y_train]},
 fig, axes = plt.subplots(1, 8, figsize=(13, 2.4))
 for ax, i in zip(axes, np.random.default_rng(0).choice(len(x_train), 8, replace=False), strict=True):
     ax.imshow(x_train[i])
-    ax.set_title(f"{dataset.class_names[y_train[i]][:14]}\n{GROUP_NAMES[labels['train']['group'][i]]}", fontsize=9)
+    ax.set_title(
+        f"{dataset.class_names[y_train[i]][:14]}\n{GROUP_NAMES[labels['train']['group'][i]]}", fontsize=9
+    )
     ax.axis("off")
 plt.close(fig)
 fig
@@ -145,7 +151,9 @@ else:
 base.trainable = False
 train_features = tlcourse.train.extract_features(base, dataset, split="train", verbose=0).features
 test_features = tlcourse.train.extract_features(base, dataset, split="test", verbose=0).features
-print(f"base: {base.name}, {base.count_params():,} parameters (frozen), {train_features.shape[1]} features per image")
+print(
+    f"base: {base.name}, {base.count_params():,} parameters (frozen), {train_features.shape[1]} features per image"
+)
 print(f"features: train {train_features.shape}, test {test_features.shape}")
 
 # %% [markdown]
@@ -156,6 +164,7 @@ print(f"features: train {train_features.shape}, test {test_features.shape}")
 # the outputs. The same names then key everything else: the losses, the loss weights, the metrics and the
 # labels given to `fit`. Each head is a `Dense` layer with no activation: logits, as everywhere in the course.
 
+
 # %%
 def build_heads(tasks, *, shared_units=SHARED_UNITS):
     """Cached features in, a dict of logits out: a shared Dense layer, then one Dense head per task."""
@@ -163,7 +172,9 @@ def build_heads(tasks, *, shared_units=SHARED_UNITS):
     shared = keras.layers.Dense(shared_units, activation="relu", name="shared")(features)
     shared = keras.layers.Dropout(0.3, name="dropout")(shared)
     outputs = {task: keras.layers.Dense(tasks[task], name=task)(shared) for task in tasks}
-    return keras.Model(features, outputs, name="multi_task" if len(tasks) > 1 else f"only_{next(iter(tasks))}")
+    return keras.Model(
+        features, outputs, name="multi_task" if len(tasks) > 1 else f"only_{next(iter(tasks))}"
+    )
 
 
 def compile_heads(model, loss_weights=None):
@@ -205,6 +216,7 @@ print(sorted(history.history))
 # At the start each task's loss is about ln(number of classes) — the loss of a uniform guess — so the
 # 10- or 37-class task contributes the larger share of the total. Prediction returns a dict too:
 
+
 # %%
 def accuracies(model, features, task_labels):
     logits = model.predict(features, verbose=0)
@@ -213,7 +225,10 @@ def accuracies(model, features, task_labels):
 
 print(f"initial losses of a uniform guess: class ln({TASKS['class']}) = {np.log(TASKS['class']):.2f}, "
       f"group ln({TASKS['group']}) = {np.log(TASKS['group']):.2f}")  # fmt: skip
-print("test accuracy of the multi-task model:", {t: f"{a:.1%}" for t, a in accuracies(multi_task, test_features, labels["test"]).items()})
+print(
+    "test accuracy of the multi-task model:",
+    {t: f"{a:.1%}" for t, a in accuracies(multi_task, test_features, labels["test"]).items()},
+)
 
 # %% [markdown]
 # > ⚠️ **Pitfall — names that do not match.** The keys of `loss`, `loss_weights`, `metrics` and of the label
@@ -280,7 +295,9 @@ for task in TASKS:
     m, s = results["multi-task"][task], results["single-task"][task]
     print(f"{task:5s}: multi-task {m['mean']:.3f} ± {m['std']:.3f}   single-task {s['mean']:.3f} ± {s['std']:.3f}"
           f"   difference {100 * (m['mean'] - s['mean']):+.1f} points")  # fmt: skip
-gaps = {task: abs(results["multi-task"][task]["mean"] - results["single-task"][task]["mean"]) for task in TASKS}
+gaps = {
+    task: abs(results["multi-task"][task]["mean"] - results["single-task"][task]["mean"]) for task in TASKS
+}
 print(f"multi-task within 3 points of single-task on every task: {all(gap <= 0.03 for gap in gaps.values())}")
 course.record("accuracy", results)
 course.record("epochs", epochs)
@@ -297,6 +314,7 @@ course.record("epochs", epochs)
 # To use the models we put the trained layers back on the frozen base: one model from images to both
 # answers, against two single-task models that each carry their own copy of the base.
 
+
 # %%
 def on_images(heads):
     """The frozen base followed by trained heads: an image model with the heads' outputs."""
@@ -312,7 +330,9 @@ params = {
     "base": base.count_params(),
     "shared_layer": multi_task_model.get_layer("multi_task").get_layer("shared").count_params(),
 }
-print(f"multi-task model:        {params['multi_task']:>12,} parameters (one base + one shared layer + 2 heads)")
+print(
+    f"multi-task model:        {params['multi_task']:>12,} parameters (one base + one shared layer + 2 heads)"
+)
 for task, model in single_task_models.items():
     print(f"single-task '{task}' model: {model.count_params():>10,} parameters")
 print(f"two single-task models:  {params['single_task_total']:>12,} parameters — "
@@ -348,10 +368,14 @@ sweep = {}
 for weight in (0.01, 0.1):
     loss_weights = {"class": weight, "group": 1.0}
     sweep[weight] = accuracies(train(TASKS, budget.seeds[0], loss_weights), test_features, labels["test"])
-balanced = {r["task"]: r["accuracy"] for r in rows if r["recipe"] == "multi-task" and r["seed"] == budget.seeds[0]}
+balanced = {
+    r["task"]: r["accuracy"] for r in rows if r["recipe"] == "multi-task" and r["seed"] == budget.seeds[0]
+}
 sweep[1.0] = balanced
 for weight in sorted(sweep):
-    print(f"w_class = {weight:<5} w_group = 1:  class {sweep[weight]['class']:.3f}   group {sweep[weight]['group']:.3f}")
+    print(
+        f"w_class = {weight:<5} w_group = 1:  class {sweep[weight]['class']:.3f}   group {sweep[weight]['group']:.3f}"
+    )
 drop = balanced["class"] - sweep[0.01]["class"]
 print(f"starving the class task (w_class = 0.01) costs it {100 * drop:.1f} points; "
       f"the group task changes by {100 * (sweep[0.01]['group'] - balanced['group']):+.1f}")  # fmt: skip
@@ -404,8 +428,13 @@ fig
 #   weighted sum, and the shared layers follow its gradient.
 # - In Keras 3: the functional API with a dict of named outputs, and dicts with the same keys for `loss`,
 #   `loss_weights`, `metrics` and the labels.
-# - Compared fairly (same epochs, same data, over seeds), the multi-task model matched the single-task models
-#   on both tasks here, with one base instead of two — the parameter counts printed in section 5.
+# - Compared fairly (same epochs, same data, over seeds), one multi-task model can do the work of two
+#   single-task models with one base instead of two (the parameter counts printed in section 5). Section 5's
+#   last printed line says whether it stayed within 3 points on both tasks in your run; the course's tests
+#   check it in the `ci` profile (the Fashion-MNIST stand-in, 3 seeds). For the Oxford-IIIT Pet run of the
+#   `full` profile it is what we expect, not something the course measures: breed and species are closely
+#   related tasks, the case where hard parameter sharing is known to work well (Caruana, 1997; Ruder, 2017),
+#   while which tasks help each other remains an empirical question (Standley et al., 2020).
 # - Loss weights decide whom the shared layers serve: a starved task loses accuracy even though its own
 #   head trains normally. Choose weights that balance the tasks' losses, and always compare with single-task
 #   baselines.

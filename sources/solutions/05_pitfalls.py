@@ -24,9 +24,6 @@
 # COLAB_INSTALL_CELL: `tlcourse build` writes the Colab install cell here (authoring.py)
 
 # %%
-import keras
-import numpy as np
-
 import tlcourse
 
 course = tlcourse.setup("05")
@@ -38,6 +35,9 @@ course = tlcourse.setup("05")
 # `rescale`, divides the pixels by 255.
 
 # %%
+import keras  # after tlcourse.setup(): it quiets TensorFlow's native start-up logs first
+import numpy as np
+
 source = tlcourse.models.source_model()
 base = tlcourse.models.headless(source)
 base.trainable = False
@@ -119,7 +119,9 @@ def build_classifier():
 
 
 unfrozen = build_classifier()
-print(f"trainable: {tlcourse.introspect.count_params(unfrozen.trainable_weights):,} of {unfrozen.count_params():,}")
+print(
+    f"trainable: {tlcourse.introspect.count_params(unfrozen.trainable_weights):,} of {unfrozen.count_params():,}"
+)
 
 # %% [markdown]
 # With a few labelled images and a random head, `fit()` would train all those parameters. Make

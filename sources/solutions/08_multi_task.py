@@ -23,9 +23,6 @@
 # COLAB_INSTALL_CELL: `tlcourse build` writes the Colab install cell here (authoring.py)
 
 # %%
-import keras
-import numpy as np
-
 import tlcourse
 
 course = tlcourse.setup("08")
@@ -37,6 +34,9 @@ budget = course.budget
 # out. It is already frozen.
 
 # %%
+import keras  # after tlcourse.setup(): it quiets TensorFlow's native start-up logs first
+import numpy as np
+
 data = tlcourse.data.load("fashion_mnist")
 x_train, y_train = data.arrays("train")
 source = tlcourse.models.source_model()
