@@ -488,6 +488,7 @@ def run_twin(
                 "pip",
                 "install",
                 "--quiet",
+                "--compile-bytecode",  # as pip does on Colab: no process pays for compiling TensorFlow's sources
                 "--python",
                 str(twin_python),
                 "-c",
