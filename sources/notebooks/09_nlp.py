@@ -116,9 +116,15 @@ print("first/last   :", tokenizer.id_to_token(int(packed["token_ids"][0, 0])),
 lengths = np.array([len(np.asarray(tokenizer(text))) + 2 for text in texts["train"]])  # + [CLS] and [SEP]
 p95 = int(np.percentile(lengths, 95))
 sequence_length = int(min(MAX_TOKENS, 2 ** int(np.ceil(np.log2(p95)))))
-print(f"tokens per training text: median {int(np.median(lengths))}, 95th percentile {p95}, longest {lengths.max()}")
-print(f"sequence length: {sequence_length} (texts longer than that are cut: {np.mean(lengths > sequence_length):.0%})")
-encoder = tlcourse.models.TextEncoder(encoder.name, encoder.backbone, tokenizer, sequence_length=sequence_length)
+print(
+    f"tokens per training text: median {int(np.median(lengths))}, 95th percentile {p95}, longest {lengths.max()}"
+)
+print(
+    f"sequence length: {sequence_length} (texts longer than that are cut: {np.mean(lengths > sequence_length):.0%})"
+)
+encoder = tlcourse.models.TextEncoder(
+    encoder.name, encoder.backbone, tokenizer, sequence_length=sequence_length
+)
 
 # %% [markdown]
 # > ⚠️ **Pitfall — a tokenizer from another model.** Ids mean something only to the model whose vocabulary
@@ -151,7 +157,14 @@ fig, ax = plt.subplots(figsize=(6.2, 4.2))
 ax.imshow(similarity, cmap="viridis", vmin=0, vmax=1)
 for i in range(len(examples)):
     for j in range(len(examples)):
-        ax.text(j, i, f"{similarity[i, j]:.2f}", ha="center", va="center", color="white" if similarity[i, j] < 0.6 else "black")
+        ax.text(
+            j,
+            i,
+            f"{similarity[i, j]:.2f}",
+            ha="center",
+            va="center",
+            color="white" if similarity[i, j] < 0.6 else "black",
+        )
 short = [e[:28] + "…" for e in examples]
 ax.set_xticks(range(len(examples)), [str(i + 1) for i in range(len(examples))])
 ax.set_yticks(range(len(examples)), [f"{i + 1} {s}" for i, s in enumerate(short)], fontsize=8)
@@ -173,10 +186,19 @@ fig
 # training sentences and the same test set:
 #
 # - **pretrained:** the frozen encoder's embedding of each text → linear head;
-# - **from scratch:** a *bag of words*. Keras' `TextVectorization(output_mode="multi_hot")` learns a
-#   vocabulary from the training texts and turns each text into one 0/1 number per vocabulary word (does the
-#   word occur?) → the same linear head. Everything it knows comes from the training texts. (Try
-#   `output_mode="tf_idf"` or `ngrams=2` in the `TextVectorization` call below.)
+# - **from scratch:** a *bag of words*. scikit-learn's `CountVectorizer(binary=True)` learns a vocabulary
+#   from the training texts and turns each text into one 0/1 number per vocabulary word (does the word
+#   occur?) → the same linear head. Everything it knows comes from the training texts. (Try
+#   `TfidfVectorizer` or `ngram_range=(1, 2)` instead.)
+#
+# A review uses a few hundred of the tens of thousands of words in the vocabulary, so almost every entry of
+# that table is 0. The vectorizer therefore returns a **sparse** matrix that stores only the non-zero
+# entries. The cell prints both sizes for the texts loaded here. Expected for the `full` profile (not measured
+# here): IMDB's 25,000 training reviews have a vocabulary of about 75,000 words, so a dense float32 table
+# needs 25,000 × 75,000 × 4 bytes = 7.5 GB, and twice that in int64 — more than a Colab machine's ≈12.7 GB
+# of RAM — while the sparse one stores each review's few hundred distinct words. (Keras'
+# `TextVectorization(output_mode="multi_hot")` does the same job but returns a dense tensor: fine for a
+# few thousand texts, or with a capped `max_tokens`.)
 
 # %%
 import time
@@ -186,8 +208,10 @@ embeddings = {split: encoder.embed(texts[split]) for split in ("train", "test")}
 print(f"embedded {sum(len(e) for e in embeddings.values())} texts in {time.perf_counter() - started:.1f} s")
 
 # %%
+from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
+from sklearn.preprocessing import normalize
 
 
 def linear_head(features, labels, C=None):
@@ -198,13 +222,16 @@ def linear_head(features, labels, C=None):
     return search.fit(features, labels).best_estimator_
 
 
-def unit_length(vectors):
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-vectorizer = keras.layers.TextVectorization(output_mode="multi_hot")
-vectorizer.adapt(texts["train"])  # the vocabulary: every word of the training texts
-bag_of_words = {split: unit_length(np.asarray(vectorizer(texts[split]))) for split in ("train", "test")}
+vectorizer = CountVectorizer(binary=True, dtype=np.float32)  # 0/1: does the word occur?
+vectorizer.fit(texts["train"])  # the vocabulary: every word of the training texts
+# sparse rows scaled to length 1, like the embeddings
+bag_of_words = {split: normalize(vectorizer.transform(texts[split])) for split in ("train", "test")}
+matrix = bag_of_words["train"]
+memory_mb = {"sparse": (matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes) / 1e6,
+             "dense": matrix.shape[0] * matrix.shape[1] * 4 / 1e6}  # fmt: skip
+print(f"bag of words of the training texts: {matrix.shape[0]:,} × {matrix.shape[1]:,}, {matrix.nnz:,} non-zero "
+      f"entries: {memory_mb['sparse']:.2f} MB sparse, {memory_mb['dense']:.2f} MB as a dense float32 table")  # fmt: skip
+course.record("bag_of_words_mb", memory_mb)
 
 pretrained_head = linear_head(embeddings["train"], y["train"])
 scratch_head = linear_head(bag_of_words["train"], y["train"])
@@ -215,7 +242,7 @@ accuracy = {
 print(f"{len(texts['train'])} labelled training texts, {len(texts['test'])} test texts")
 print(f"pretrained embeddings + linear head: {accuracy['embeddings_linear']:.1%}   (C = {pretrained_head.C})")
 print(f"bag of words + linear head:          {accuracy['bag_of_words_linear']:.1%}   (C = {scratch_head.C}; "
-      f"vocabulary of {vectorizer.vocabulary_size():,} words)")  # fmt: skip
+      f"vocabulary of {len(vectorizer.vocabulary_):,} words)")  # fmt: skip
 course.record("accuracy", accuracy)
 course.record("train_size", len(texts["train"]))
 
@@ -224,10 +251,11 @@ course.record("train_size", len(texts["train"]))
 # words of the test texts it has never seen:
 
 # %%
-vocabulary = set(vectorizer.get_vocabulary())
-test_words = [w.strip(".,!?;:\"'()").lower() for text in texts["test"] for w in text.split()]
-unseen = np.mean([w not in vocabulary for w in test_words if w])
+words_of = vectorizer.build_analyzer()  # the vectorizer's own lower-casing and word splitting
+test_words = [word for text in texts["test"] for word in words_of(text)]
+unseen = float(np.mean([word not in vectorizer.vocabulary_ for word in test_words]))
 print(f"{unseen:.0%} of the words in the test texts never occur in the {len(texts['train'])} training texts")
+course.record("unseen_test_words", unseen)
 
 # %% [markdown]
 # For the bag of words, each of those words is invisible: a test review that says "superb" teaches it
@@ -248,7 +276,9 @@ per_class = [k for k in (5, 10, 20, 40) if k < np.bincount(y["train"]).min()]
 for k in tqdm(per_class, desc="labels per class"):
     for seed in budget.seeds:
         rng = np.random.default_rng(seed)
-        chosen = np.concatenate([rng.choice(np.flatnonzero(y["train"] == c), k, replace=False) for c in (0, 1)])
+        chosen = np.concatenate(
+            [rng.choice(np.flatnonzero(y["train"] == c), k, replace=False) for c in (0, 1)]
+        )
         head = linear_head(embeddings["train"][chosen], y["train"][chosen], C=pretrained_head.C)
         rows.append({"recipe": "embeddings + linear", "fraction": k, "seed": seed,
                      "accuracy": float(head.score(embeddings["test"], y["test"]))})  # fmt: skip
@@ -267,9 +297,15 @@ for k in per_class:
     curve[str(k)] = {}
     for recipe in ("embeddings + linear", "bag of words + linear"):
         values = [r["accuracy"] for r in rows if r["recipe"] == recipe and r["fraction"] == k]
-        curve[str(k)][recipe] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "n": len(values)}
+        curve[str(k)][recipe] = {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)),
+            "n": len(values),
+        }
     e, b = curve[str(k)]["embeddings + linear"], curve[str(k)]["bag of words + linear"]
-    print(f"{k:>3} per class: embeddings {e['mean']:.2f} ± {e['std']:.2f}   bag of words {b['mean']:.2f} ± {b['std']:.2f}")
+    print(
+        f"{k:>3} per class: embeddings {e['mean']:.2f} ± {e['std']:.2f}   bag of words {b['mean']:.2f} ± {b['std']:.2f}"
+    )
 course.record("learning_curve", curve)
 
 # %% [markdown]
@@ -293,6 +329,7 @@ course.record("learning_curve", curve)
 # The model, in plain Keras: the token inputs, the backbone (token ids → one vector per token), the same
 # masked mean pooling as `embed`, and a `Dense(2)` head with logits.
 
+
 # %%
 def fine_tune_model(text_encoder):
     names = text_encoder.inputs(["x"]).keys()  # token_ids, padding_mask (and segment_ids for BERT)
@@ -309,10 +346,16 @@ def fine_tune_model(text_encoder):
 
 
 # Online: a keras-hub BERT preset made for fine-tuning; offline: the same MiniLM encoder.
-tuned_encoder = encoder if course.offline else tlcourse.models.text_encoder("bert_tiny_en_uncased", sequence_length=sequence_length)
+tuned_encoder = (
+    encoder
+    if course.offline
+    else tlcourse.models.text_encoder("bert_tiny_en_uncased", sequence_length=sequence_length)
+)
 classifier = fine_tune_model(tuned_encoder)
 trainable = sum(int(np.prod(w.shape)) for w in classifier.trainable_weights)
-print(f"{classifier.name}: {classifier.count_params():,} parameters, {trainable:,} of them trainable when fine-tuning")
+print(
+    f"{classifier.name}: {classifier.count_params():,} parameters, {trainable:,} of them trainable when fine-tuning"
+)
 
 # %% [markdown]
 # Every one of those weights is updated at each step, so fine-tuning costs far more than the linear head of
