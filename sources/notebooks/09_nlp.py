@@ -115,7 +115,7 @@ print("first/last   :", tokenizer.id_to_token(int(packed["token_ids"][0, 0])),
 # %%
 lengths = np.array([len(np.asarray(tokenizer(text))) + 2 for text in texts["train"]])  # + [CLS] and [SEP]
 p95 = int(np.percentile(lengths, 95))
-sequence_length = int(min(MAX_TOKENS, 2 ** int(np.ceil(np.log2(p95)))))
+sequence_length = int(min(MAX_TOKENS, 8 * np.ceil(p95 / 8)))  # a multiple of 8 suits the matrix units
 print(
     f"tokens per training text: median {int(np.median(lengths))}, 95th percentile {p95}, longest {lengths.max()}"
 )
@@ -193,10 +193,11 @@ fig
 #
 # A review uses a few hundred of the tens of thousands of words in the vocabulary, so almost every entry of
 # that table is 0. The vectorizer therefore returns a **sparse** matrix that stores only the non-zero
-# entries. The cell prints both sizes for the texts loaded here. Expected for the `full` profile (not measured
-# here): IMDB's 25,000 training reviews have a vocabulary of about 75,000 words, so a dense float32 table
-# needs 25,000 × 75,000 × 4 bytes = 7.5 GB, and twice that in int64 — more than a Colab machine's ≈12.7 GB
-# of RAM — while the sparse one stores each review's few hundred distinct words. (Keras'
+# entries. The cell prints both sizes for the texts loaded here. Expected for the `full` profile, not measured
+# here: IMDB's 25,000 training reviews give this `CountVectorizer` a vocabulary of 74,849 words (Müller &
+# Guido, 2016, ch. 7), so a dense float32 table needs 25,000 × 74,849 × 4 bytes ≈ 7.5 GB, and twice that in
+# int64 — more than a Colab machine's ≈12.7 GB of RAM — while the sparse one stores each review's few hundred
+# distinct words. (Keras'
 # `TextVectorization(output_mode="multi_hot")` does the same job but returns a dense tensor: fine for a
 # few thousand texts, or with a capped `max_tokens`.)
 
@@ -359,8 +360,10 @@ print(
 # Every one of those weights is updated at each step, so fine-tuning costs far more than the linear head of
 # section 4. Fine-tuning changes the encoder's weights in place, so we keep a copy of the pretrained ones and
 # start each run (one per seed) from them. The `ci` profile of the course's tests runs one seed for
-# `budget.fine_tune_epochs` epochs; the `cpu` and `full` profiles run all the budget's seeds. Set
-# `FINE_TUNE = False` in the parameters cell to skip it.
+# `budget.fine_tune_epochs` epochs; the `cpu` and `full` profiles run all the budget's seeds. Keras compiles
+# the model with XLA when it can (`jit_compile="auto"`); on a CPU that compilation costs more than the few
+# steps here gain from it, so only the `full` profile (a GPU) keeps it. Set `FINE_TUNE = False` in the
+# parameters cell to skip it.
 
 # %%
 fine_tune = FINE_TUNE if FINE_TUNE is not None else True
@@ -376,6 +379,7 @@ if fine_tune:
             optimizer=keras.optimizers.Adam(learning_rate=5e-5),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
+            jit_compile=course.profile == "full",  # XLA's compile time pays back over a GPU run, not a few CPU steps
         )
         classifier.fit(x_train, y["train"], epochs=budget.fine_tune_epochs, batch_size=16, verbose=2)
         tuned.append(float(classifier.evaluate(x_test, y["test"], verbose=0)[1]))
@@ -524,6 +528,7 @@ course.record("hindi", {"pieces": len(hindi_pieces), "unk_pieces": hindi_pieces.
 # - Howard & Ruder, *Universal Language Model Fine-tuning for Text Classification* (ULMFiT), ACL 2018.
 #   https://arxiv.org/abs/1801.06146
 # - Maas et al., *Learning Word Vectors for Sentiment Analysis* (the IMDB reviews dataset), ACL 2011.
+# - Müller & Guido, *Introduction to Machine Learning with Python*, O'Reilly 2016, ch. 7 (a bag of words of IMDB).
 # - The model card of all-MiniLM-L6-v2: https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2
 # - KerasHub: https://keras.io/keras_hub/
 #
