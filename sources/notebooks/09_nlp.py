@@ -197,9 +197,8 @@ fig
 # here: IMDB's 25,000 training reviews give this `CountVectorizer` a vocabulary of 74,849 words (Müller &
 # Guido, 2016, ch. 7), so a dense float32 table needs 25,000 × 74,849 × 4 bytes ≈ 7.5 GB, and twice that in
 # int64 — more than a Colab machine's ≈12.7 GB of RAM — while the sparse one stores each review's few hundred
-# distinct words. (Keras'
-# `TextVectorization(output_mode="multi_hot")` does the same job but returns a dense tensor: fine for a
-# few thousand texts, or with a capped `max_tokens`.)
+# distinct words. (Keras' `TextVectorization(output_mode="multi_hot")` does the same job but returns a dense
+# tensor: fine for a few thousand texts, or with a capped `max_tokens`.)
 
 # %%
 import time
@@ -360,10 +359,8 @@ print(
 # Every one of those weights is updated at each step, so fine-tuning costs far more than the linear head of
 # section 4. Fine-tuning changes the encoder's weights in place, so we keep a copy of the pretrained ones and
 # start each run (one per seed) from them. The `ci` profile of the course's tests runs one seed for
-# `budget.fine_tune_epochs` epochs; the `cpu` and `full` profiles run all the budget's seeds. Keras compiles
-# the model with XLA when it can (`jit_compile="auto"`); on a CPU that compilation costs more than the few
-# steps here gain from it, so only the `full` profile (a GPU) keeps it. Set `FINE_TUNE = False` in the
-# parameters cell to skip it.
+# `budget.fine_tune_epochs` epochs; the `cpu` and `full` profiles run all the budget's seeds. Set
+# `FINE_TUNE = False` in the parameters cell to skip it.
 
 # %%
 fine_tune = FINE_TUNE if FINE_TUNE is not None else True
@@ -379,7 +376,6 @@ if fine_tune:
             optimizer=keras.optimizers.Adam(learning_rate=5e-5),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
-            jit_compile=course.profile == "full",  # XLA's compile time pays back over a GPU run, not a few CPU steps
         )
         classifier.fit(x_train, y["train"], epochs=budget.fine_tune_epochs, batch_size=16, verbose=2)
         tuned.append(float(classifier.evaluate(x_test, y["test"], verbose=0)[1]))
