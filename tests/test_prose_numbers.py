@@ -150,6 +150,24 @@ ALLOWED: dict[str, dict[str, str]] = {
         "25 %": "the online default of FRACTIONS",
         "10 MB": "a budget in an end-of-lesson question",
     },
+    "09": {
+        "3.3": "BERT's pretraining corpus in billions of words, 0.8 BooksCorpus + 2.5 Wikipedia (Devlin et al., 2019)",
+        "384": "all-MiniLM-L6-v2's hidden size (its model card; the lesson's embeddings have this width)",
+        "22 M": "all-MiniLM-L6-v2's parameters (its model card; section 5 prints the count)",
+        "30,522": "BERT uncased's WordPiece vocabulary, the lines of the cached vocab.txt",
+        "2307": "the id of 'great' in that vocab.txt (line 2308, ids count from 0)",
+        "25,000": "IMDB's training reviews (Maas et al., 2011); expected, not measured: labelled so in the prose",
+        "25,000 ×": "the same, in the arithmetic 25,000 × 74,849 × 4 bytes the prose shows",
+        "74,849": "CountVectorizer's vocabulary on IMDB's training set (Müller & Guido, 2016, ch. 7); expected",
+        "74,849 ×": "the same, in the arithmetic the prose shows",
+        "7.5 GB": "25,000 × 74,849 × 4 bytes = 7.48e9 bytes, the arithmetic the prose shows; expected, not measured",
+        "0.5": "chance with two balanced classes",
+        "100": "languages of mBERT (104) and XLM-R (100; Conneau et al., 2020)",
+        "50": "languages of paraphrase-multilingual-MiniLM-L12-v2 (Reimers & Gurevych, 2020)",
+        "2.0": "wav2vec 2.0's name",
+        "20 ms": "wav2vec 2.0's frame stride (Baevski et al., 2020)",
+        "128": "XLS-R's pretraining languages (Babu et al., 2021)",
+    },
 }
 
 

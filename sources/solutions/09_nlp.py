@@ -23,13 +23,13 @@
 # COLAB_INSTALL_CELL: `tlcourse build` writes the Colab install cell here (authoring.py)
 
 # %%
-import keras
-import numpy as np
-
 import tlcourse
 
-course = tlcourse.setup("09")
+course = tlcourse.setup("09")  # first: it quiets TensorFlow's start-up logs before keras is imported
 budget = course.budget
+
+import keras
+import numpy as np
 
 # %% [markdown]
 # The encoder is lesson 09's all-MiniLM-L6-v2 (it works offline), with sequences cut at 32 tokens,
