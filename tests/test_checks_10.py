@@ -289,7 +289,7 @@ def test_10_3_loss_expects_probabilities(capsys, bundle, head_weights):
 
 def test_10_3_head_not_trained(capsys, bundle):
     model, _ = make_model()
-    model.get_layer("logits").set_weights([np.zeros((4, CLASSES)), np.array([1.0, 0.0, 0.0])])
+    model.get_layer("logits").set_weights([np.zeros((4, CLASSES)), np.array([2.0, 0.0, 0.0])])
     compile_(model, 1e-3)
     assert_fails(
         run("10.3", capsys, extraction=model, data=bundle), "accuracy on held-out data is below 0.80"
