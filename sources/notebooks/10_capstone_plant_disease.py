@@ -107,7 +107,7 @@ for split in ("train", "val", "test"):
         path = folder / split / data.class_names[label] / f"{i:05d}.png"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            keras.utils.save_img(path, image)
+            keras.utils.save_img(path, image, scale=False)  # scale=True would stretch each image's contrast
 print(f"{folder}: {', '.join(sorted(p.name for p in (folder / 'train').iterdir()))}")
 
 # %% [markdown]

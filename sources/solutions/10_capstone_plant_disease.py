@@ -55,7 +55,7 @@ for split in ("train", "val", "test"):
         path = folder / split / data.class_names[label] / f"{i:05d}.png"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            keras.utils.save_img(path, image)
+            keras.utils.save_img(path, image, scale=False)  # scale=True would stretch each image's contrast
 print(data)
 print("folder:", folder, "with", sorted(p.name for p in folder.iterdir()))
 print("classes:", data.class_names)

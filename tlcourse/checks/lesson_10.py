@@ -145,6 +145,13 @@ def check_10_1(train_ds, val_ds, data) -> str:
                 f"no image of `{name}` is one of data.{split}'s: build it from data.{split}, without augmentation "
                 "or other changes to the pixels"
             )
+        changed = sum(h not in own for h in seen)
+        if changed:
+            raise CheckFailed(
+                f"{changed} of `{name}`'s images differ from data.{split}'s pixels: read them at IMAGE_SIZE, and "
+                "write a folder with keras.utils.save_img(..., scale=False) (scale=True stretches each image's "
+                "contrast)"
+            )
         if len(seen) != data.sizes[split]:
             raise CheckFailed(
                 f"`{name}` yields {len(seen)} images per pass, the {split} split has {data.sizes[split]}: use "
