@@ -164,6 +164,11 @@ def test_10_1_plain_tf_data_passes(capsys, bundle):
             "no image of `train_ds` is one of data.train's",
         ),
         (lambda b: b.batches("train").take(2), lambda b: b.batches("val"), "yields 32 images per pass"),
+        (
+            lambda b: b.batches("train").map(lambda x, y: (tf.concat([x[:1] // 2, x[1:]], 0), y)),
+            lambda b: b.batches("val"),
+            "of `train_ds`'s images differ from data.train's pixels",
+        ),
         (lambda b: b.batches("train"), lambda b: b.batches("val").unbatch().batch(1), "batches of 1 image"),
     ],
 )
