@@ -433,16 +433,13 @@ course.record("reload_max_abs_diff", max_diff)
 # A phone app or a small server wants a smaller file and a faster answer. **TensorFlow Lite** (now LiteRT)
 # converts the model into one flat file that an interpreter runs on phones and microcontrollers;
 # **post-training quantisation** (`optimizations=[tf.lite.Optimize.DEFAULT]`) stores each weight in 8 bits
-# instead of 32, with no retraining. We export the chosen model as a SavedModel (`model.export`, Keras 3's
-# format for serving; `TFLiteConverter.from_keras_model` exports one too, then loads it back twice) and convert
-# that, then measure the file size, the time for one image, and whether the predictions on the test images stay
-# the same. (Leaving out the `optimizations` line gives a float32 file that computes what Keras computes; it is
-# about as large as the weights in the `.keras` file.)
+# instead of 32, with no retraining. We convert the chosen model, and measure the file size, the time for one
+# image, and whether the predictions on the test images stay the same. (Leaving out the `optimizations` line
+# gives a float32 file that computes what Keras computes; it is about as large as the weights in the `.keras`
+# file.)
 
 # %%
-saved_model = path.with_suffix("")  # a folder next to the .keras file
-final_model.export(saved_model, verbose=False)  # a TensorFlow SavedModel, inference only
-converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+converter = tf.lite.TFLiteConverter.from_keras_model(final_model)
 converter.optimizations = [tf.lite.Optimize.DEFAULT]  # post-training quantisation of the weights to 8 bits
 tflite_file = path.with_suffix(".tflite")
 tflite_file.write_bytes(converter.convert())
