@@ -168,6 +168,19 @@ ALLOWED: dict[str, dict[str, str]] = {
         "20 ms": "wav2vec 2.0's frame stride (Baevski et al., 2020)",
         "128": "XLS-R's pretraining languages (Babu et al., 2021)",
     },
+    "10": {
+        "1,000": "ImageNet's classes (Russakovsky et al., 2015)",
+        "255": "the range of raw RGB",
+        "20285": "the number of the keras-team/keras issue the lesson cites",
+        "0.9705": "the Keras guide Transfer learning & fine-tuning: its example's validation accuracy before fine-tuning",
+        "0.9494": "the same guide's example after fine-tuning",
+        "32 ×": "EfficientNet's output stride: a 224 px input gives 7 × 7 maps (Tan & Le, 2019, Table 1)",
+        "32": "EfficientNet's output stride",
+        "224 px": "the input size ImageNet classifiers were trained at (keras.io/api/applications)",
+        "7 ×": "224 / 32, EfficientNet's last feature maps at 224 px (Tan & Le, 2019, Table 1)",
+        "10 MB": "a budget in an end-of-lesson question",
+        "50 ms": "a budget in an end-of-lesson question",
+    },
 }
 
 

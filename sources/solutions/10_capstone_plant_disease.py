@@ -3,10 +3,11 @@
 #
 # # 10 · Capstone — plant disease detection — exercises
 #
-# You build the capstone's pipeline yourself, one step per task: the **input pipeline** (without test
-# leakage), a **frozen pretrained base with a new head**, the **head trained** to a target accuracy,
-# **fine-tuning** with BatchNorm frozen, and a **`.keras` file** that loads back to the same model. Each
-# check verifies what you built before you move on. About 60–90 minutes.
+# This time you make the decisions. You read a **folder of images** as you would at work, train a
+# **baseline from scratch**, build a **feature-extraction** model and a **fine-tuned** one (with
+# augmentation), **choose** between the three on validation, evaluate the chosen one **once** on the test
+# split, write a short **error analysis** with Grad-CAM, and **save** the model. The checks verify what you
+# built and what you wrote, not how: any correct answer passes. About 60–90 minutes.
 #
 # **How the exercises work.** Each task has an answer cell and, below it, a check cell.
 # Replace `raise NotImplementedError()` with your code, run the answer cell, then run the
@@ -17,54 +18,68 @@
 # - ⏳ you have not attempted the task yet.
 #
 # The checks look at the objects you built (datasets, models, files), not at the text of your code: any
-# correct answer passes. The checks of later tasks use the `model` of the earlier ones, so do the tasks in
+# correct answer passes. The checks of later tasks use the models of the earlier ones, so do the tasks in
 # order. The lesson to read first is `notebooks/10_capstone_plant_disease.ipynb`.
 
 # %%
 # COLAB_INSTALL_CELL: `tlcourse build` writes the Colab install cell here (authoring.py)
 
 # %%
-import keras
-import tensorflow as tf
-
 import tlcourse
 
-course = tlcourse.setup("10")
+course = tlcourse.setup("10")  # first: it quiets TensorFlow's start-up logs
 budget = course.budget
+
+import keras
+import numpy as np
+import tensorflow as tf
 
 # %% [markdown]
 # The data: `beans` online (bean-leaf photos: *angular leaf spot*, *bean rust*, *healthy*); offline the
-# stand-in the lesson explains. Offline the images stay at the stand-in's own 64 px.
+# stand-in the lesson explains. Offline the images stay at the stand-in's own 64 px. The next cell writes
+# them to a folder, one sub-folder per split and class — the layout your own images would have.
 
 # %%
 IMAGE_SIZE = min(budget.image_size, 64) if course.offline else budget.image_size
 data = tlcourse.data.load("beans", image_size=IMAGE_SIZE)
+folder = tlcourse.env.cache_dir("folders") / f"{data.name}_{IMAGE_SIZE}px"
+for split in ("train", "val", "test"):
+    for i, (image, label) in enumerate(zip(*data.arrays(split), strict=True)):
+        path = folder / split / data.class_names[label] / f"{i:05d}.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            keras.utils.save_img(path, image, scale=False)  # scale=True would stretch each image's contrast
 print(data)
+print("folder:", folder, "with", sorted(p.name for p in folder.iterdir()))
 print("classes:", data.class_names)
 
 # %% [markdown]
-# ## 10.1 The input pipeline
+# ## 10.1 Read the folder
 #
-# `data.train`, `data.val` and `data.test` are **unbatched** `tf.data.Dataset`s of `(image, label)`:
-# images `uint8` of shape `(IMAGE_SIZE, IMAGE_SIZE, 3)` in [0, 255], labels integer class ids. Build:
-#
-# - `train_ds`: the training split, **shuffled**, in batches of `budget.batch_size`;
-# - `val_ds`: the validation split, in batches, not shuffled.
-#
-# Keep the pixels in [0, 255] (the pretrained base preprocesses its input itself) and the labels as
-# integers. The test split stays out of both: it is for the final evaluation only. Useful methods:
-# `.cache()`, `.shuffle(buffer_size)`, `.batch(n)`, `.prefetch(tf.data.AUTOTUNE)` — `data.batches(split)`
-# does all of that for you, if you prefer.
+# Build `train_ds` from `folder / "train"` and `val_ds` from `folder / "val"` with
+# `keras.utils.image_dataset_from_directory`: images of `IMAGE_SIZE × IMAGE_SIZE`, batches of
+# `budget.batch_size`, integer labels, the training split **shuffled**, the validation split not. Keep the
+# pixels in [0, 255] (the pretrained base preprocesses its input itself). Label `k` must mean
+# `data.class_names[k]`, as everywhere in the course — find the argument that fixes the label order. Add
+# `.cache()` and `.prefetch(tf.data.AUTOTUNE)`. The test folder stays closed until 10.5.
+
 
 # %%
 # BEGIN SOLUTION
-train_ds = (
-    data.train.cache()
-    .shuffle(data.sizes["train"], seed=0)
-    .batch(budget.batch_size)
-    .prefetch(tf.data.AUTOTUNE)
-)
-val_ds = data.val.cache().batch(budget.batch_size).prefetch(tf.data.AUTOTUNE)
+def from_folder(split, *, shuffle):
+    ds = keras.utils.image_dataset_from_directory(
+        folder / split,
+        class_names=data.class_names,
+        image_size=(IMAGE_SIZE, IMAGE_SIZE),
+        batch_size=budget.batch_size,
+        shuffle=shuffle,
+        seed=0,
+        verbose=False,
+    )
+    return ds.cache().prefetch(tf.data.AUTOTUNE)
+
+
+train_ds, val_ds = from_folder("train", shuffle=True), from_folder("val", shuffle=False)
 # END SOLUTION
 
 # %%
@@ -72,28 +87,37 @@ val_ds = data.val.cache().batch(budget.batch_size).prefetch(tf.data.AUTOTUNE)
 tlcourse.check("10.1")
 
 # %% [markdown]
-# ## 10.2 A frozen pretrained base with a new head
+# ## 10.2 A baseline from scratch
 #
-# Build `model`: EfficientNet-Lite0 pretrained on ImageNet as the base, **frozen**, with a new head that
-# outputs `data.num_classes` **logits**.
-#
-# - `tlcourse.models.backbone("efficientnet_lite0", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))` gives the base
-#   without its 1,000-class layer: raw [0, 255] images in, one pooled feature vector per image out. Keep it
-#   in a variable `base`: task 10.4 unfreezes part of it.
-# - Freeze it with `base.trainable = False` and call it with `base(inputs, training=False)`.
-# - The head: `Dropout(0.2)` then `Dense(data.num_classes, name="logits")`, no activation.
-#
-# (`tlcourse.models.classifier(base, data.num_classes)` builds the same head, if you prefer.)
+# What does transfer buy? Build `baseline`, a small CNN trained from **random** weights: raw [0, 255] images
+# in, `data.num_classes` logits out. Choose its layers yourself (a few `Conv2D` + pooling blocks after a
+# `Rescaling(1 / 255)`, a global pooling, a `Dense` output with no activation), compile it with a loss that
+# takes logits, and train it on `train_ds` for `budget.epochs + budget.fine_tune_epochs` epochs, validating on
+# `val_ds`. It must beat chance (1 / number of classes) clearly.
 
 # %%
 # BEGIN SOLUTION
-base = tlcourse.models.backbone("efficientnet_lite0", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
-base.trainable = False
-inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
-features = base(inputs, training=False)
-features = keras.layers.Dropout(0.2)(features)
-outputs = keras.layers.Dense(data.num_classes, name="logits")(features)
-model = keras.Model(inputs, outputs, name="plant_disease")
+keras.utils.set_random_seed(0)
+baseline = keras.Sequential(
+    [
+        keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3)),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(128, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(data.num_classes),
+    ],
+    name="baseline",
+)
+baseline.compile(
+    optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
+)
+baseline.fit(train_ds, validation_data=val_ds, epochs=budget.epochs + budget.fine_tune_epochs, verbose=0)
 # END SOLUTION
 
 # %%
@@ -101,40 +125,40 @@ model = keras.Model(inputs, outputs, name="plant_disease")
 tlcourse.check("10.2")
 
 # %% [markdown]
-# ## 10.3 Train the head
+# ## 10.3 Feature extraction
 #
-# Train the head of `model` so that its accuracy on the **validation** split reaches at least 0.80, with
-# the base still frozen, and leave `model` **compiled** with
-# `keras.losses.SparseCategoricalCrossentropy(from_logits=True)` (the model outputs logits).
-#
-# Two ways, both fine:
-#
-# - the direct one: `model.compile(...)`, then `model.fit(train_ds, validation_data=val_ds, epochs=...)`
-#   (each epoch runs the whole base over every image);
-# - the fast one from lesson 03: compute the base's features once with `tlcourse.train.extract_features`,
-#   train a head on them with `tlcourse.train.fit_head`, and copy its `logits` layer's weights into
-#   `model.get_layer("logits")`; then compile `model`.
+# Build and train `extraction`: EfficientNet-Lite0 pretrained on ImageNet, **frozen**, with a new head of
+# `data.num_classes` **logits**, to a validation accuracy of at least 0.80, left **compiled** with a loss that
+# takes logits. `tlcourse.models.backbone("efficientnet_lite0", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))` gives
+# the frozen base (raw [0, 255] images in, one pooled feature vector out). Train the head however you like:
+# `fit` on `train_ds` directly, or on features you computed once (lesson 03) and then copied into the model.
 
 # %%
 # BEGIN SOLUTION
-cached = {
-    split: tlcourse.train.extract_features(base, data, split=split, verbose=0) for split in ("train", "val")
-}
-head, head_history = tlcourse.train.fit_head(
-    cached["train"],
-    val=cached["val"],
-    epochs=20 * budget.epochs,
-    learning_rate=1e-2,
-    run_dir=False,
-    verbose=0,
-)
-model.get_layer("logits").set_weights(head.get_layer("logits").get_weights())
-model.compile(
-    optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+base = tlcourse.models.backbone("efficientnet_lite0", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+cached = {}  # the base's features, computed once per image (an unshuffled pass keeps them with their labels)
+for split, ds in (("train", from_folder("train", shuffle=False)), ("val", val_ds)):
+    cached[split] = (base.predict(ds, verbose=0), np.concatenate([y for _, y in ds]))
+keras.utils.set_random_seed(0)
+head = keras.Sequential([keras.Input((cached["train"][0].shape[1],)), keras.layers.Dropout(0.2),
+                         keras.layers.Dense(data.num_classes, name="logits")])  # fmt: skip
+head.compile(
+    optimizer=keras.optimizers.Adam(learning_rate=1e-2),
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     metrics=["accuracy"],
 )
-print(f"head: validation accuracy {head_history.final('val_accuracy'):.3f}")
+head.fit(*cached["train"], validation_data=cached["val"], epochs=10 * budget.epochs, verbose=0)
+inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+features = keras.layers.Dropout(0.2)(base(inputs, training=False))
+extraction = keras.Model(
+    inputs, keras.layers.Dense(data.num_classes, name="logits")(features), name="extraction"
+)
+extraction.get_layer("logits").set_weights(head.get_layer("logits").get_weights())
+extraction.compile(
+    optimizer=keras.optimizers.Adam(learning_rate=1e-2),
+    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
+)
 # END SOLUTION
 
 # %%
@@ -142,36 +166,44 @@ print(f"head: validation accuracy {head_history.final('val_accuracy'):.3f}")
 tlcourse.check("10.3")
 
 # %% [markdown]
-# ## 10.4 Fine-tune the top of the base, BatchNorm frozen
+# ## 10.4 Fine-tuning, with augmentation
 #
-# Now let the top of the base learn too:
+# Build `fine_tuned`, a **second** model (keep `extraction` as it is: it is a candidate in 10.5):
 #
-# 1. Make the **top 10 layers with weights** of `base` trainable, leaving every other layer frozen —
-#    and every **BatchNormalization** layer frozen (`trainable = False`), even among the top ones: in Keras 3
-#    that is what keeps them in inference mode during `fit()`.
-# 2. **Compile again** (a changed `trainable` takes effect at the next compile) with a fresh optimizer and a
-#    **small** learning rate, 10–100× below the head's (at most 5e-4).
-# 3. Train `budget.fine_tune_epochs` epochs on `train_ds`, validating on `val_ds`. The validation accuracy
-#    must stay at or above 0.80.
-#
-# Setting `base.trainable = True` makes *every* layer inside it trainable; set each layer's `trainable`
-# afterwards. (`tlcourse.models.unfreeze(model, top=10)` does steps 1's bookkeeping, if you prefer.)
+# - a fresh copy of the base, its **top 10 layers with weights** trainable and every **BatchNormalization**
+#   layer frozen (in Keras 3 that is what keeps them in inference mode during `fit()`);
+# - **augmentation** layers between the input and the base (`keras.layers.RandomFlip`, `RandomRotation`,
+#   `RandomZoom`…: active only in training), since the base itself now learns from a few hundred images;
+# - the head starting from the one you trained in 10.3 (copy its weights);
+# - compiled with a fresh optimizer at a **small** learning rate (at most 5e-4) and trained
+#   `budget.fine_tune_epochs` epochs. Its validation accuracy must stay at or above 0.80.
 
 # %%
 # BEGIN SOLUTION
-base.trainable = True
+keras.utils.set_random_seed(0)
+tuned_base = tlcourse.models.backbone("efficientnet_lite0", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+tuned_base.trainable = True
 weighted = [
-    layer for layer in base.layers if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    layer
+    for layer in tuned_base.layers
+    if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
 ]
 top = {id(layer) for layer in weighted[-10:]}
-for layer in base.layers:
+for layer in tuned_base.layers:
     layer.trainable = id(layer) in top
-model.compile(
+augment = keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1)])
+inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+features = keras.layers.Dropout(0.2)(tuned_base(augment(inputs), training=False))
+fine_tuned = keras.Model(
+    inputs, keras.layers.Dense(data.num_classes, name="logits")(features), name="fine_tuned"
+)
+fine_tuned.get_layer("logits").set_weights(extraction.get_layer("logits").get_weights())
+fine_tuned.compile(
     optimizer=keras.optimizers.Adam(learning_rate=1e-4),
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     metrics=["accuracy"],
 )
-model.fit(train_ds, validation_data=val_ds, epochs=budget.fine_tune_epochs, verbose=2)
+fine_tuned.fit(train_ds, validation_data=val_ds, epochs=budget.fine_tune_epochs, verbose=0)
 # END SOLUTION
 
 # %%
@@ -179,20 +211,24 @@ model.fit(train_ds, validation_data=val_ds, epochs=budget.fine_tune_epochs, verb
 tlcourse.check("10.4")
 
 # %% [markdown]
-# ## 10.5 Save the model and load it back
+# ## 10.5 Choose, then test once
 #
-# Save `model` as a Keras 3 **`.keras`** file at `path`, and load it back into `reloaded` with
-# `keras.models.load_model`. The check compares the predictions of `model`, `reloaded` and the file.
+# You have three candidates: `baseline`, `extraction` and `fine_tuned`.
 #
-# `path` may be any file name ending in `.keras`, e.g. `"plant_disease.keras"` next to this notebook; the
-# solution keeps it in the course's cache folder. (`.h5` is the old format; `.weights.h5` holds weights only,
-# not the model.)
+# - Put their validation accuracies in `val_acc`, a dict with the keys `"baseline"`, `"extraction"` and
+#   `"fine-tuned"`.
+# - Set `chosen` to the key of the model you keep, chosen **on validation**.
+# - Only now read `folder / "test"` (not shuffled), and set `test_acc` to the **chosen** model's accuracy on
+#   it. Evaluate that one model once: the other test numbers would only tempt you to choose again.
 
 # %%
 # BEGIN SOLUTION
-path = tlcourse.env.cache_dir("models") / "my_plant_disease.keras"
-model.save(path)
-reloaded = keras.models.load_model(path)
+candidates = {"baseline": baseline, "extraction": extraction, "fine-tuned": fine_tuned}
+val_acc = {name: model.evaluate(val_ds, verbose=0)[1] for name, model in candidates.items()}
+chosen = max(val_acc, key=val_acc.get)
+test_ds = from_folder("test", shuffle=False)
+test_acc = candidates[chosen].evaluate(test_ds, verbose=0)[1]
+print(val_acc, chosen, test_acc)
 # END SOLUTION
 
 # %%
@@ -200,10 +236,65 @@ reloaded = keras.models.load_model(path)
 tlcourse.check("10.5")
 
 # %% [markdown]
+# ## 10.6 Error analysis
+#
+# Look at the chosen model's mistakes on the test split: count them, find which true classes it takes for
+# which (a confusion matrix: `sklearn.metrics.confusion_matrix`), and run `tlcourse.viz.grad_cam(model, image,
+# class_names=data.class_names)` on two of them. Then write `analysis`, a few sentences (at least 30 words):
+# how many mistakes or what test accuracy, **which classes** were confused, **where the model looked** on the
+# mistakes, and what you would try next. The check verifies your numbers against the model and that the
+# classes you name are ones it got wrong.
+
+# %%
+# BEGIN SOLUTION
+final_model = candidates[chosen]
+test_x = np.concatenate([x for x, _ in test_ds])
+test_y = np.concatenate([y for _, y in test_ds])
+predicted = final_model.predict(test_x, verbose=0).argmax(axis=1)
+wrong = np.flatnonzero(predicted != test_y)
+pairs = [(data.class_names[test_y[i]], data.class_names[predicted[i]]) for i in wrong]
+for i in wrong[:2]:
+    cam = tlcourse.viz.grad_cam(final_model, test_x[i], class_names=data.class_names)
+    display(cam.figure)
+analysis = (
+    f"The {chosen} model makes {len(wrong)} mistakes on {len(test_y)} test images. "
+    + (f"It took {pairs[0][0]} for {pairs[0][1]}" + (f" and {pairs[1][0]} for {pairs[1][1]}" if len(pairs) > 1 else "") + ". "
+       if pairs else "It confused no class. ")
+    + "On these mistakes the Grad-CAM heat lies on the texture of the whole crop rather than on one object, so "
+    "the model read a texture it shares with another class; more varied crops or fine-tuning longer could help."
+)  # fmt: skip
+print(analysis)
+# END SOLUTION
+
+# %%
+# NBVAL_CHECK_OUTPUT
+tlcourse.check("10.6")
+
+# %% [markdown]
+# ## 10.7 Save the model and load it back
+#
+# Set `final_model` to the chosen model (10.6 may have done it), save it as a Keras 3 **`.keras`** file at
+# `path`, and load it back into `reloaded` with `keras.models.load_model`. The check compares the
+# predictions of `final_model`, `reloaded` and the file. `path` may be any file name ending in `.keras`, e.g.
+# `"plant_disease.keras"` next to this notebook. (`.h5` is the old format; `.weights.h5` holds weights only.)
+
+# %%
+# BEGIN SOLUTION
+final_model = candidates[chosen]
+path = tlcourse.env.cache_dir("models") / "my_plant_disease.keras"
+final_model.save(path)
+reloaded = keras.models.load_model(path)
+# END SOLUTION
+
+# %%
+# NBVAL_CHECK_OUTPUT
+tlcourse.check("10.7")
+
+# %% [markdown]
 # ## What next
 #
-# Your model is on disk and loads back to the same function. Try it on an image of your own:
-# `reloaded(np.asarray(image)[None])` with the image resized to `IMAGE_SIZE × IMAGE_SIZE` RGB in [0, 255],
-# and `keras.ops.softmax` on the logits for probabilities. Then look at its mistakes on the validation split
-# with `tlcourse.viz.predictions(reloaded, val_ds, class_names=data.class_names)` and explain one of them
-# with `tlcourse.viz.grad_cam`. Only when you are done choosing, evaluate once on `data.batches("test")`.
+# Your model is on disk and loads back to the same function. Point `image_dataset_from_directory` at a folder
+# of your own photos (one sub-folder per class) and run the same steps. Then make the file small: convert it
+# with `tf.lite.TFLiteConverter.from_keras_model(final_model)` and
+# `converter.optimizations = [tf.lite.Optimize.DEFAULT]`, as section 10 of the lesson does, and measure its
+# size, its speed and whether its predictions on your test images stay the same.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -48,8 +49,8 @@ def _read_batches_10(ds, name: str, split: str, data) -> tuple:
 
     if not isinstance(ds, tf.data.Dataset):
         raise CheckFailed(
-            f"`{name}` is a {type(ds).__name__}, not a tf.data.Dataset: build it from data.{split}, "
-            f"e.g. data.{split}.batch(budget.batch_size)"
+            f"`{name}` is a {type(ds).__name__}, not a tf.data.Dataset: read folder / '{split}' with "
+            "keras.utils.image_dataset_from_directory"
         )
     spec = ds.element_spec
     if not isinstance(spec, tuple) or len(spec) != 2:
@@ -130,10 +131,26 @@ def check_10_1(train_ds, val_ds, data) -> str:
                 "held out"
             )
         own = set(hashes[split])
+        labels_of = dict(zip(hashes[split], data.arrays(split)[1].tolist(), strict=True))
+        wrong = sum(
+            labels_of[h] != label for h, label in zip(seen, y.tolist(), strict=True) if h in labels_of
+        )
+        if wrong:
+            raise CheckFailed(
+                f"{wrong} of `{name}`'s labels differ from the class the image's folder names: the sub-folders "
+                "are labelled in alphabetical order by default; pass class_names=data.class_names"
+            )
         if not any(h in own for h in seen):
             raise CheckFailed(
                 f"no image of `{name}` is one of data.{split}'s: build it from data.{split}, without augmentation "
                 "or other changes to the pixels"
+            )
+        changed = sum(h not in own for h in seen)
+        if changed:
+            raise CheckFailed(
+                f"{changed} of `{name}`'s images differ from data.{split}'s pixels: read them at IMAGE_SIZE, and "
+                "write a folder with keras.utils.save_img(..., scale=False) (scale=True stretches each image's "
+                "contrast)"
             )
         if len(seen) != data.sizes[split]:
             raise CheckFailed(
@@ -159,18 +176,18 @@ def _base_layers_10(model) -> tuple[list, list]:
     return convs, norms
 
 
-def _expect_pretrained_base_10(model) -> list:
+def _expect_pretrained_base_10(model, name: str = "model") -> list:
     convs, _ = _base_layers_10(model)
     if len(convs) < _MIN_BASE_CONVS_10:
         raise CheckFailed(
-            f"`model` has {len(convs)} convolution layer(s): it should contain the pretrained base, "
+            f"`{name}` has {len(convs)} convolution layer(s): it should contain the pretrained base, "
             "tlcourse.models.backbone('efficientnet_lite0', input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))"
         )
     expect_preprocessing(model)
     return convs
 
 
-def _expect_base_frozen_10(model) -> int:
+def _expect_base_frozen_10(model, name: str = "model") -> int:
     """Fail unless only the head learns; returns the number of trainable parameters."""
     convs, norms = _base_layers_10(model)
     learning = [layer.name for layer in convs + norms if layer.trainable_weights]
@@ -182,41 +199,82 @@ def _expect_base_frozen_10(model) -> int:
     trainable = count_params(model.trainable_weights)
     if trainable == 0:
         raise CheckFailed(
-            "`model` has no trainable weight: freeze the base only (base.trainable = False), not the whole "
+            f"`{name}` has no trainable weight: freeze the base only (base.trainable = False), not the whole "
             "model, so the head can learn"
         )
     return trainable
 
 
+def _expect_trained_10(model, name: str) -> None:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or int(optimizer.iterations) == 0:
+        raise CheckFailed(
+            f"`{name}` has not been trained since it was last compiled: compile it, then "
+            f"{name}.fit(train_ds, validation_data=val_ds, epochs=...)"
+        )
+
+
 @register("10.2")
-def check_10_2(model, data) -> str:
-    """A pretrained base (frozen) + a head with one logit per class."""
-    expect_model(model)
+def check_10_2(baseline, data) -> str:
+    """A CNN trained from random weights (no pretrained base), better than chance on validation."""
+    expect_model(baseline, name="baseline")
     shape = tuple(data.image_shape)
-    expect_input_shape(model, shape)
-    outputs = expect_output_shape(model, shape, data.num_classes)
-    expect_logits(model, outputs)
-    _expect_pretrained_base_10(model)
-    head = _expect_base_frozen_10(model)
+    expect_input_shape(baseline, shape, name="baseline")
+    outputs = expect_output_shape(baseline, shape, data.num_classes, name="baseline")
+    expect_logits(baseline, outputs, name="baseline")
+    convs, _ = _base_layers_10(baseline)
+    if not convs:
+        raise CheckFailed("`baseline` has no convolution layer: build a small CNN (Conv2D + pooling blocks)")
+    if len(convs) >= _MIN_BASE_CONVS_10:
+        raise CheckFailed(
+            f"`baseline` has {len(convs)} convolution layers, like the pretrained base: the baseline is a small CNN "
+            "trained from random weights (three Conv2D blocks are enough), so it says what transfer buys"
+        )
+    frozen = count_params(baseline.non_trainable_weights) - sum(
+        count_params(layer.non_trainable_weights) for layer in walk_layers(baseline) if is_batchnorm(layer)
+    )
+    if frozen > 0:
+        raise CheckFailed(
+            f"{frozen:,} weights of `baseline` are frozen: a model from scratch learns all its weights"
+        )
+    expect_from_logits(baseline, name="baseline")
+    _expect_trained_10(baseline, "baseline")
+    chance = 1 / data.num_classes
+    accuracy = _accuracy_10(baseline, data, "val")
+    if accuracy < 1.5 * chance:
+        raise CheckFailed(
+            f"`baseline`'s validation accuracy is {accuracy:.2f}, chance is {chance:.2f}: train it longer (epochs = "
+            "budget.epochs + budget.fine_tune_epochs) with Adam at 1e-3, and keep Rescaling(1 / 255) at its input"
+        )
+    return f"baseline: a CNN from scratch, validation accuracy {accuracy:.2f} (chance {chance:.2f})"
+
+
+def _accuracy_10(model, data, split: str) -> float:
+    x, y = data.arrays(split)
+    predictions = np.concatenate([call_model(model, x[i : i + 64]) for i in range(0, len(x), 64)])
+    return float(np.mean(predictions.argmax(axis=1) == y))
+
+
+@register("10.3")
+def check_10_3(extraction, data) -> str:
+    """A pretrained base (frozen) + a head with one logit per class, trained to AT_LEAST_10 on validation."""
+    expect_model(extraction, name="extraction")
+    shape = tuple(data.image_shape)
+    expect_input_shape(extraction, shape, name="extraction")
+    outputs = expect_output_shape(extraction, shape, data.num_classes, name="extraction")
+    expect_logits(extraction, outputs, name="extraction")
+    _expect_pretrained_base_10(extraction, "extraction")
+    head = _expect_base_frozen_10(extraction, "extraction")
+    expect_from_logits(extraction, name="extraction")
+    expect_accuracy(extraction, _val_batches_10(data), at_least=AT_LEAST_10, name="extraction")
     return (
-        f"model: frozen pretrained base + a head of {head:,} trainable parameters, "
-        f"{data.num_classes} logits out"
+        f"extraction: frozen pretrained base + a head of {head:,} trainable parameters, validation accuracy "
+        f"≥ {AT_LEAST_10:.2f}; loss from logits"
     )
 
 
 def _val_batches_10(data):
     return data.batches("val", shuffle=False)
-
-
-@register("10.3")
-def check_10_3(model, data) -> str:
-    """The head trained to AT_LEAST_10 on the validation split, base still frozen, loss from logits."""
-    expect_model(model)
-    _expect_pretrained_base_10(model)
-    _expect_base_frozen_10(model)
-    expect_from_logits(model)
-    expect_accuracy(model, _val_batches_10(data), at_least=AT_LEAST_10)
-    return f"the head reaches validation accuracy ≥ {AT_LEAST_10:.2f} with the base frozen; loss from logits"
 
 
 def _largest_learning_rate_10(optimizer) -> float:
@@ -229,11 +287,23 @@ def _largest_learning_rate_10(optimizer) -> float:
 
 
 @register("10.4")
-def check_10_4(model, data) -> str:
-    """Top layers of the base trainable, BatchNorm frozen, recompiled with a small rate, trained, accurate."""
-    expect_model(model)
-    convs = _expect_pretrained_base_10(model)
-    norms = expect_batchnorm_frozen(model)
+def check_10_4(fine_tuned, extraction, data) -> str:
+    """A second model: augmentation, top layers of the base trainable, BatchNorm frozen, small rate, trained."""
+    expect_model(fine_tuned, name="fine_tuned")
+    if fine_tuned is extraction or _shares_weights_10(fine_tuned, extraction):
+        raise CheckFailed(
+            "`fine_tuned` shares its weights with `extraction`: build it on a fresh copy of the base, "
+            "tlcourse.models.backbone(...) again, so the extraction model stays a candidate to compare"
+        )
+    model = fine_tuned
+    convs = _expect_pretrained_base_10(model, "fine_tuned")
+    norms = expect_batchnorm_frozen(model, name="fine_tuned")
+    random_layers = [layer for layer in walk_layers(model) if type(layer).__name__.startswith("Random")]
+    if not random_layers:
+        raise CheckFailed(
+            "`fine_tuned` has no augmentation layer: put e.g. keras.layers.RandomFlip('horizontal') and "
+            "RandomRotation(0.1) between the input and the base (active only while training)"
+        )
     learning = [i for i, layer in enumerate(convs) if layer.trainable_weights]
     if not learning:
         raise CheckFailed(
@@ -260,7 +330,7 @@ def check_10_4(model, data) -> str:
         )
     if int(optimizer.iterations) == 0:
         raise CheckFailed(
-            "`model` has not been trained since it was last compiled: call model.fit(train_ds, "
+            "`fine_tuned` has not been trained since it was last compiled: call fine_tuned.fit(train_ds, "
             "validation_data=val_ds, epochs=budget.fine_tune_epochs)"
         )
     updated = {variable.path for variable in getattr(optimizer, "_trainable_variables", None) or []}
@@ -273,9 +343,9 @@ def check_10_4(model, data) -> str:
                 f"the optimizer never updated the unfrozen layer(s) '{stale[0]}'…: a changed `trainable` takes "
                 "effect at the next compile; call model.compile(...) after unfreezing, then model.fit(...)"
             )
-    expect_accuracy(model, _val_batches_10(data), at_least=AT_LEAST_10)
+    expect_accuracy(model, _val_batches_10(data), at_least=AT_LEAST_10, name="fine_tuned")
     return (
-        f"top {len(learning)} convolution layers of the base fine-tuned, all {norms} BatchNorm layers frozen, "
+        f"{len(random_layers)} augmentation layer(s); top {len(learning)} convolution layers of the base fine-tuned, all {norms} BatchNorm layers frozen, "
         f"learning rate ≤ {MAX_FINE_TUNE_LR_10:.0e}, validation accuracy ≥ {AT_LEAST_10:.2f}"
     )
 
@@ -287,9 +357,130 @@ def _max_difference_10(a, b) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
+def _shares_weights_10(a, b) -> bool:
+    if not isinstance(b, keras.Model):
+        return False
+    mine = {id(w) for w in a.weights}
+    return any(id(w) in mine for w in b.weights)
+
+
+MODELS_10 = ("baseline", "extraction", "fine-tuned")
+_TOLERANCE_10 = 0.02  # accuracies may be read from the last epoch's logs, or measured again
+
+
+def _measured_10(models, data, split: str) -> dict[str, float]:
+    return {name: _accuracy_10(model, data, split) for name, model in models.items()}
+
+
 @register("10.5")
-def check_10_5(path, reloaded, model, data) -> str:
-    """A .keras file of `model`, loaded back into `reloaded`: same predictions from all three."""
+def check_10_5(val_acc, chosen, test_acc, baseline, extraction, fine_tuned, data) -> str:
+    """The validation accuracies, the choice made on them, and the chosen model's test accuracy."""
+    models = dict(zip(MODELS_10, (baseline, extraction, fine_tuned), strict=True))
+    if not isinstance(val_acc, dict) or set(val_acc) != set(MODELS_10):
+        raise CheckFailed(
+            f"`val_acc` should be a dict with the keys {list(MODELS_10)}: one validation accuracy per candidate"
+        )
+    measured = _measured_10(models, data, "val")
+    for name in MODELS_10:
+        if not isinstance(val_acc[name], (int, float, np.floating)):
+            raise CheckFailed(
+                f"val_acc[{name!r}] is a {type(val_acc[name]).__name__}: give the accuracy as a number"
+            )
+        if abs(float(val_acc[name]) - measured[name]) > _TOLERANCE_10:
+            raise CheckFailed(
+                f"val_acc[{name!r}] is {float(val_acc[name]):.3f}, but that model's validation accuracy is "
+                f"{measured[name]:.3f}: measure it on val_ds (model.evaluate or the last epoch's val_accuracy)"
+            )
+    if chosen not in MODELS_10:
+        raise CheckFailed(f"`chosen` is {chosen!r}: name one of {list(MODELS_10)}")
+    best = max(float(v) for v in val_acc.values())
+    if float(val_acc[chosen]) < best - 1e-9:
+        tested = _measured_10(models, data, "test")
+        used_test = tested[chosen] == max(tested.values())
+        raise CheckFailed(
+            f"`chosen` is {chosen!r}, but {max(val_acc, key=val_acc.get)!r} has the higher validation accuracy"
+            + (": it looks chosen on the test split, which then no longer measures the model honestly"
+               if used_test else ": choose the best on validation")
+        )  # fmt: skip
+    if not isinstance(test_acc, (int, float, np.floating)):
+        raise CheckFailed(
+            f"`test_acc` is a {type(test_acc).__name__}: the chosen model's test accuracy, a number"
+        )
+    tested = _measured_10(models, data, "test")
+    if abs(float(test_acc) - tested[chosen]) > _TOLERANCE_10:
+        other = [n for n in MODELS_10 if n != chosen and abs(float(test_acc) - tested[n]) <= _TOLERANCE_10]
+        raise CheckFailed(
+            f"`test_acc` is {float(test_acc):.3f}, the chosen model's test accuracy is not: "
+            + (f"it is {other[0]!r}'s; " if other else "")
+            + "evaluate the chosen model once on the test folder (shuffle=False), e.g. with .evaluate(test_ds)"
+        )
+    return f"chose {chosen!r} on validation ({float(val_acc[chosen]):.3f}); its test accuracy {tested[chosen]:.3f}"
+
+
+_LOOKED_10 = (
+    "grad-cam",
+    "gradcam",
+    "heat",
+    "looked",
+    "look at",
+    "attention",
+    "focus",
+    "background",
+    "region",
+)
+
+
+def _numbers_10(text: str) -> list[float]:
+    return [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)]
+
+
+@register("10.6")
+def check_10_6(analysis, chosen, baseline, extraction, fine_tuned, data) -> str:
+    """An error analysis with substance: the mistake count or test accuracy, the confused classes, Grad-CAM."""
+    if not isinstance(analysis, str):
+        raise CheckFailed(f"`analysis` is a {type(analysis).__name__}: write your analysis as a string")
+    words = analysis.split()
+    if len(words) < 30:
+        raise CheckFailed(
+            f"`analysis` has {len(words)} words: write at least 30 — how many mistakes, which classes, what "
+            "Grad-CAM showed, what you would change"
+        )
+    if chosen not in MODELS_10:
+        raise CheckFailed(f"`chosen` is {chosen!r}: finish 10.5 first")
+    model = dict(zip(MODELS_10, (baseline, extraction, fine_tuned), strict=True))[chosen]
+    x, y = data.arrays("test")
+    predicted = np.concatenate([call_model(model, x[i : i + 64]) for i in range(0, len(x), 64)]).argmax(
+        axis=1
+    )
+    mistakes = int(np.sum(predicted != y))
+    accuracy = 1 - mistakes / len(y)
+    numbers = _numbers_10(analysis)
+    facts = {mistakes, round(100 * accuracy), round(100 * accuracy, 1)}
+    if not any(n in facts or abs(n - accuracy) < 0.006 for n in numbers):
+        raise CheckFailed(
+            "`analysis` does not state the chosen model's number of test mistakes or its test accuracy: put the "
+            "numbers you measured in it (count the mistakes with predicted != labels)"
+        )
+    lower = analysis.lower()
+    wrong = sorted(
+        {data.class_names[c] for c in np.concatenate([y[predicted != y], predicted[predicted != y]])}
+    )
+    if mistakes and not any(name.lower() in lower for name in wrong):
+        raise CheckFailed(
+            "`analysis` names no class the model got wrong: say which true class was taken for which (the "
+            "confusion matrix's off-diagonal cells)"
+        )
+    if not any(word in lower for word in _LOOKED_10):
+        raise CheckFailed(
+            "`analysis` does not say where the model looked: run tlcourse.viz.grad_cam on a mistake and describe "
+            "the heatmap (on the object, or on the background?)"
+        )
+    return f"analysis: {len(words)} words, with the measured numbers ({mistakes} mistakes), the classes and Grad-CAM"
+
+
+@register("10.7")
+def check_10_7(path, reloaded, final_model, data) -> str:
+    """A .keras file of `final_model`, loaded back into `reloaded`: same predictions from all three."""
 
     if not isinstance(path, (str, os.PathLike)):
         raise CheckFailed(
@@ -317,20 +508,22 @@ def check_10_5(path, reloaded, model, data) -> str:
     if not {"config.json", "model.weights.h5"} <= members:
         raise CheckFailed("the file at `path` is not a Keras 3 model archive: write it with model.save(path)")
     expect_model(reloaded, name="reloaded")
-    if reloaded is model:
+    if reloaded is final_model:
         raise CheckFailed(
-            "`reloaded` is `model` itself: load the file into a new model with reloaded = keras.models.load_model(path)"
+            "`reloaded` is `final_model` itself: load the file into a new model with reloaded = keras.models.load_model(path)"
         )
+    model = final_model
+    expect_model(model, name="final_model")
     images, _ = next(iter(data.batches("val", batch_size=16, shuffle=False)))
     expected = call_model(model, images)
     if _max_difference_10(call_model(reloaded, images), expected) > 1e-5:
         raise CheckFailed(
-            "`reloaded` predicts differently from `model`: save `model` after training, then load that file"
+            "`reloaded` predicts differently from `final_model`: save `final_model` after training, then load that file"
         )
     from_file = keras.models.load_model(file, compile=False)
     if _max_difference_10(call_model(from_file, images), expected) > 1e-5:
         raise CheckFailed(
-            "the file at `path` holds a model that predicts differently from `model`: save it again with "
+            "the file at `path` holds a model that predicts differently from `final_model`: save it again with "
             "model.save(path) after training"
         )
-    return "the .keras file loads back into a model that predicts exactly like `model`"
+    return "the .keras file loads back into a model that predicts exactly like `final_model`"
