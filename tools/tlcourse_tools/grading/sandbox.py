@@ -324,6 +324,10 @@ def _build_root(spec: dict) -> None:
     root = spec["root"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=0755")
+    # A private /tmp first, so that what is bound read-only below it (a checkout or venv under /tmp) shows.
+    scratch = f"size={spec['tmpfs_bytes']},mode=1777"
+    os.makedirs(root + "/tmp", exist_ok=True)
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, scratch)
     done: list[str] = []
     for path in sorted(dict.fromkeys(spec["read_only"]), key=len):
         if not os.path.lexists(path) or _covered(path, done):
@@ -344,7 +348,7 @@ def _build_root(spec: dict) -> None:
                 # Directories (not files) become the student's, so new files can be written;
                 # the change is copied up into the private upper layer only.
                 os.chown(folder, spec["uid"], spec["gid"])
-    # /proc of the new PID namespace, a minimal /dev, private /tmp and /dev/shm.
+    # /proc of the new PID namespace, a minimal /dev, a private /dev/shm.
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.makedirs(root + "/dev", exist_ok=True)
@@ -353,10 +357,8 @@ def _build_root(spec: dict) -> None:
         if os.path.exists(f"/dev/{name}"):
             _bind(f"/dev/{name}", root, writable=True)
     os.symlink("/proc/self/fd", root + "/dev/fd")
-    scratch = f"size={spec['tmpfs_bytes']},mode=1777"
-    for folder in ("/tmp", "/dev/shm"):
-        os.makedirs(root + folder, exist_ok=True)
-        _mount("tmpfs", root + folder, "tmpfs", MS_NOSUID | MS_NODEV, scratch)
+    os.makedirs(root + "/dev/shm", exist_ok=True)
+    _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, scratch)
     try:
         os.makedirs(root + "/sys", exist_ok=True)
         _mount("sysfs", root + "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
