@@ -57,7 +57,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """0 when every lesson passed, 1 when one failed, 130 when stopped by Ctrl-C."""
+    """0 when every lesson passed (and, with --dry-run, fits its plan), 1 otherwise, 130 on Ctrl-C."""
     from tlcourse_tools import running
 
     run = running.run_course(
@@ -67,9 +67,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         output=Path(args.output),
         timeout=args.timeout,
         keep_going=args.keep_going,
+        dry_run=args.dry_run,
     )
     if run.interrupted:
         return 130
+    if args.dry_run:
+        from tlcourse_tools import plans
+
+        over = [(row.name, plans.within_limits(row.plan)) for row in run.rows if row.plan]
+        for name, problems in over:
+            if problems:
+                print(
+                    f"{WARN} {name}: the plan exceeds the {args.profile} profile's limits: {'; '.join(problems)}"
+                )
     return 0 if run.ok else 1
 
 
@@ -103,6 +113,12 @@ def add_commands(sub) -> None:
         "--keep-going",
         action="store_true",
         help="run every cell even after one fails (default: stop the lesson)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --profile full or cpu: run the online code path against a network stand-in at two small "
+        "dataset scales, one step per epoch, and write memory and time plans to OUTPUT/plan.json",
     )
 
 

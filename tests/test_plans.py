@@ -1,0 +1,214 @@
+"""Memory and time plans: FLOPs and activations from traced graphs, the recorder that caps fits and counts
+their steps, the extrapolation to the real datasets, and (after a dry run) every lesson within its limits."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tlcourse_tools import plans, standin
+
+from tlcourse import data
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN_FILE = Path(os.environ.get("TLCOURSE_PLAN_FILE", ROOT / "build" / "course" / "plan.json"))
+
+
+# --------------------------------------------------------------------------- FLOPs and activations
+def _conv_model(*, depthwise: bool = False, frozen: bool = False):
+    inputs = keras.Input((16, 16, 3))
+    if depthwise:
+        x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="conv")(inputs)
+    else:
+        x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, use_bias=False, name="head")(x))
+    model.get_layer("conv").trainable = not frozen
+    return model
+
+
+def test_forward_flops_are_the_textbook_count():
+    spec = tf.TensorSpec([1, 16, 16, 3])
+    cost = plans.model_cost(_conv_model(), spec, training=False)
+    conv = 2 * 16 * 16 * 8 * (3 * 3 * 3)
+    assert cost["dense_flops"] == conv + 2 * 8 * 10
+    assert cost["depthwise_flops"] == 0
+    depthwise = plans.model_cost(_conv_model(depthwise=True), spec, training=False)
+    assert depthwise["depthwise_flops"] == 2 * 16 * 16 * 3 * 9
+    assert cost["activation_bytes"] >= 16 * 16 * 8 * 4, "the conv output is an activation"
+
+
+def test_training_counts_backpropagation_only_where_gradients_flow():
+    spec = tf.TensorSpec([1, 16, 16, 3])
+    conv = 2 * 16 * 16 * 8 * 27
+    trainable = plans.model_cost(_conv_model(), spec, training=True)
+    frozen = plans.model_cost(_conv_model(frozen=True), spec, training=True)
+    # Trainable conv: forward + gradient for its kernel (the input needs none) ≈ 2 × forward.
+    assert 1.9 * conv < trainable["dense_flops"] < 2.2 * conv
+    # A frozen conv is traced backwards too, but that part is pruned, as when the step runs.
+    assert conv <= frozen["dense_flops"] < 1.1 * conv
+
+
+def test_an_untraceable_input_gives_no_cost():
+    assert plans.model_cost(_conv_model(), tf.TensorSpec([1, None, None, 3]), training=False) is None
+
+
+# --------------------------------------------------------------------------- the recorder
+@pytest.fixture
+def recorder(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    rec = plans.Recorder({"report": str(tmp_path / "report.json"), "scale": 0.01, "min_per_class": 8,
+                          "steps_per_epoch": 1, "costs": str(tmp_path / "costs.json")})  # fmt: skip
+    rec.install()
+    yield rec
+    rec.uninstall()
+
+
+def test_fit_runs_every_epoch_capped_to_one_step_and_counts_the_real_steps(recorder):
+    x, y = np.random.rand(40, 16, 16, 3).astype("float32"), np.arange(40) % 10
+    model = _conv_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    batches = []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch))
+    history = model.fit(x, y, batch_size=8, epochs=3, validation_split=0.2, callbacks=[counter], verbose=0)
+    assert len(history.history["loss"]) == 3, "every epoch runs"
+    assert batches == [0, 0, 0], "one step an epoch"
+    fit, evaluate = recorder.report["work"]
+    assert (fit["kind"], fit["steps"], fit["batch"]) == ("fit", 3 * 4, 8)  # 32 training examples / 8
+    assert (evaluate["kind"], evaluate["steps"]) == ("evaluate", 3 * 1)
+    assert fit["optimizer_bytes"] > 0
+    model.predict(x, batch_size=16, verbose=0)
+    model(x[:5])
+    assert [(w["kind"], w["steps"], w["batch"]) for w in recorder.report["work"][2:]] == [
+        ("predict", 3, 16),
+        ("call", 1, 5),
+    ]
+    assert keras.config.max_steps_per_epoch() is None, "the cap is lifted after the fit"
+
+
+def test_fit_on_a_dataset_reads_it_whole_first_so_that_its_cache_fills(recorder):
+    seen = tf.Variable(0, dtype=tf.int64)
+
+    def example(i):
+        with tf.control_dependencies([seen.assign_add(1)]):
+            return tf.ones([16, 16, 3]), i % 10
+
+    ds = tf.data.Dataset.range(50).map(example)
+    model = _conv_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(ds.cache().batch(16), epochs=2, verbose=0)
+    assert int(seen.numpy()) == 50, "read once, then served from the cache"
+    assert recorder.report["work"][0]["steps"] == 2 * 4
+
+
+def test_loads_are_recorded_with_their_real_sizes(recorder):
+    from types import SimpleNamespace
+
+    from tlcourse import env
+
+    data.load("beans", image_size=32, course=SimpleNamespace(budget=env.PROFILES["cpu"]))
+    (entry,) = recorder.report["loads"]
+    assert entry["real_sizes"] == {"train": 900, "val": 133, "test": 128}  # 300 a class; val, test: all
+    assert sum(entry["sizes"].values()) < 100
+    assert recorder.report["errors"] == []
+    recorder.flush()
+    assert json.loads(Path(recorder.report_path).read_text())["downloads"][0]["name"] == "beans"
+
+
+# --------------------------------------------------------------------------- plans from two runs
+def test_extrapolation_is_a_line_through_the_two_runs():
+    assert plans._extrapolate(1.0, 2.0, 100, 200, 1000) == pytest.approx(10.0)
+    assert plans._extrapolate(1.0, 1.02, 100, 200, 1000, noise=0.05) == 1.02, "flat within noise"
+    assert plans._extrapolate(2.0, 1.0, 100, 200, 1000) == 2.0, "memory does not shrink with more data"
+    assert plans._extrapolate(1.0, 3.0, 100, 100, 1000) == 3.0, "no slope from equal sizes"
+
+
+def _report(scale: float, *, hwm: list[float], steps: int, pretend_t4: bool = True) -> dict:
+    model = {"parameters": 1_000_000, "trainable": 1_000_000, "policy": "mixed_float16",
+             "cost": {"dense_flops": 1e9, "depthwise_flops": 0.0, "activation_bytes": 1e7, "largest_bytes": 1e6}}  # fmt: skip
+    n = int(1000 * scale)
+    return {
+        "config": {"scale": scale, "pretend_t4": pretend_t4},
+        "cells": [
+            {"cell": i + 1, "hwm_gb": h, "start_rss_gb": 0.5, "activations_gb": 0.0}
+            for i, h in enumerate(hwm)
+        ],
+        "loads": [{"name": "x", "sizes": {"train": n}, "real_sizes": {"train": 1000}}],
+        "work": [{"kind": "fit", "model": "m", "steps": steps, "batch": 64, "optimizer_bytes": 8_000_000}],
+        "models": {"m": model},
+        "downloads": [{"kind": "tfds", "name": "beans", "url": "u", "bytes": 100 * 2**20}],
+        "reads": {"beans": n},
+        "errors": [],
+    }
+
+
+def test_a_lesson_plan_from_two_runs():
+    small = _report(0.1, hwm=[1.0, 1.5], steps=10)  # 100 examples
+    large = _report(0.2, hwm=[1.0, 2.0], steps=20)  # 200 examples
+    row = plans.lesson_plan("03", "full", small, large)
+    assert row["host_ram_gb_measured"] == 2.0
+    assert row["host_ram_gb_planned"] == pytest.approx(2.0 + 0.5 / 100 * 800, abs=0.01)  # cell 2 at 1000
+    assert row["downloads_mb"] == 100
+    f = plans.figures()
+    step = 64 * 1e9 / (f["dense_tflops"]["mixed_float16"] * 1e12) + f["step_overhead_ms"]["train"] / 1000
+    assert row["t4_minutes_by_part"]["compute"] == pytest.approx(
+        100 * step / 60, abs=0.01
+    )  # 100 steps at 1000
+    expected_device = (4e6 + 4e6 + 8e6 + 1e7 * 64) * f["device_overhead_gb"]["factor"] / 2**30
+    assert row["device_ram_gb_planned"] == pytest.approx(
+        expected_device + f["device_overhead_gb"]["value"], abs=0.01
+    )
+    assert set(row) >= {"lesson", "profile", "status", "host_ram_gb_measured", "host_ram_gb_planned",
+                        "device_ram_gb_planned", "t4_minutes_planned", "downloads_mb"}  # fmt: skip
+
+
+def test_limits():
+    row = {
+        "lesson": "09",
+        "profile": "full",
+        "status": "ok",
+        "host_ram_gb_planned": 23.0,
+        "device_ram_gb_planned": 2,
+    }
+    assert plans.within_limits(row) == ["host 23.0 GB > 10.0 GB"]
+    assert plans.within_limits({**row, "profile": "cpu", "host_ram_gb_planned": 5.0}) == []
+
+
+def test_every_figure_names_its_source():
+    figures = plans.figures()
+    assert all("source" in value for key, value in figures.items() if key != "about")
+
+
+def test_write_plans_merges_by_lesson_and_profile(tmp_path):
+    path = tmp_path / "plan.json"
+    plans.write_plans(
+        [{"lesson": "03", "profile": "full", "x": 1}, {"lesson": "03", "profile": "cpu", "x": 2}], path
+    )
+    plans.write_plans([{"lesson": "03", "profile": "full", "x": 3}], path)
+    assert json.loads(path.read_text()) == [{"lesson": "03", "profile": "cpu", "x": 2},
+                                            {"lesson": "03", "profile": "full", "x": 3}]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the plans of the dry runs
+def _planned_rows():
+    if not PLAN_FILE.is_file():
+        return [
+            pytest.param(None, marks=pytest.mark.skip(reason=f"no dry run yet ({PLAN_FILE}); make dry-run"))
+        ]
+    rows = json.loads(PLAN_FILE.read_text(encoding="utf-8"))
+    return [pytest.param(row, id=f"{row['lesson']}-{row['profile']}") for row in rows]
+
+
+@pytest.mark.parametrize("row", _planned_rows())
+def test_each_lesson_fits_its_profile_by_plan(row):
+    """full: host ≤ 10 GB (Colab has ≈12.7 GB), device ≤ 12 GB (a T4 has 15 GB); cpu: host ≤ 6 GB."""
+    assert plans.within_limits(row) == [], json.dumps(row, indent=1)
+
+
+def test_the_stand_in_knows_what_the_plans_load():
+    assert set(standin.catalogue()) == set(data.TFDS_DATASETS)

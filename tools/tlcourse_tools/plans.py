@@ -1,0 +1,755 @@
+"""Dry runs of the ``full`` and ``cpu`` profiles, and the memory and time plans made from them.
+
+A dry run (``tlcourse run --profile full --dry-run``) runs every lesson end to end on the online code
+path, with the network replaced by :mod:`tlcourse_tools.standin`, at the profile's real image sizes,
+batch sizes and precision (``full`` pretends to be a Colab T4, so ``setup()`` picks ``mixed_float16``).
+Only two things are cut: the datasets are served at a small scale, and each ``fit`` runs at most
+``steps_per_epoch`` steps an epoch (Keras's own ``keras.config.set_max_steps_per_epoch``) while every
+epoch still runs and the steps it would have taken are counted. No cell is skipped.
+
+Each lesson runs twice, at two scales. The kernel records (:class:`Recorder`):
+
+- the high-water mark of its resident memory during each cell (``VmHWM``, reset before each cell);
+- every ``data.load``: the sizes it returned, and (from :func:`standin.expected_sizes`) the sizes it
+  would return against the real datasets;
+- every ``fit``/``evaluate``/``predict`` and direct model call: steps, batch size, and the model's FLOPs
+  and activations per example (from its traced graph), its parameters and optimizer state;
+- what was downloaded, and how many examples were decoded.
+
+:func:`lesson_plan` turns the two runs into one plan: each cell's memory is ``fixed + per_example × N``
+through the two measured points, taken at the real ``N`` (the examples the lesson's loads return at
+full size, after the profile's caps), and the largest cell is the planned host memory. Device memory
+is the largest fit or prediction: parameters, gradients and optimizer state, and activations at its
+batch size. T4 minutes are the counted steps (extrapolated the same way) times a per-step cost from
+FLOPs at the efficiencies of ``t4_figures.json``, plus decoding, downloading and preparing the data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DRY_RUN_ENV",
+    "LIMITS",
+    "Recorder",
+    "figures",
+    "lesson_plan",
+    "start",
+    "write_plans",
+]
+
+DRY_RUN_ENV = "TLCOURSE_DRY_RUN"  # JSON config of the dry run, set in the kernel's environment
+FIGURES_FILE = Path(__file__).with_name("t4_figures.json")
+GB = 1024**3
+# What each profile must fit in: Colab has ≈12.7 GB of RAM and a T4 15 GB; a laptop is given 6 GB.
+LIMITS = {"full": {"host_gb": 10.0, "device_gb": 12.0}, "cpu": {"host_gb": 6.0, "device_gb": None}}
+
+
+def figures() -> dict:
+    """The per-step costs and assumptions of the plans, each with its source (``t4_figures.json``)."""
+    return json.loads(FIGURES_FILE.read_text(encoding="utf-8"))
+
+
+# =========================================================================== memory of this process
+def _status() -> dict[str, int]:
+    """VmRSS and VmHWM of this process in bytes (Linux), or an empty dict."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux ≥ 4.0: VmHWM := VmRSS
+        return True
+    except OSError:
+        return False
+
+
+# =========================================================================== cost of a model
+_DENSE_OPS = {"Conv2D", "MatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum", "Conv2DBackpropInput",
+              "Conv2DBackpropFilter", "Conv3D"}  # fmt: skip
+_DEPTHWISE_OPS = {"DepthwiseConv2dNative", "DepthwiseConv2dNativeBackpropInput",
+                  "DepthwiseConv2dNativeBackpropFilter"}  # fmt: skip
+
+
+def _dims(tensor) -> list[int] | None:
+    shape = tensor.shape
+    if shape.rank is None or any(d is None for d in shape.as_list()):
+        return None
+    return shape.as_list()
+
+
+def _op_flops(op) -> tuple[str, float]:
+    """("dense" | "depthwise" | "", FLOPs) of one graph op, from its static shapes."""
+    kind = op.type
+    try:
+        if kind in ("Conv2D", "Conv3D", "DepthwiseConv2dNative"):
+            out, kernel = _dims(op.outputs[0]), _dims(op.inputs[1])
+            if out is None or kernel is None:
+                return "", 0.0
+            window = math.prod(kernel[:-2])
+            per_output = window * (kernel[-2] if kind != "DepthwiseConv2dNative" else 1)
+            return ("depthwise" if kind == "DepthwiseConv2dNative" else "dense"), 2.0 * math.prod(
+                out
+            ) * per_output
+        if kind in ("Conv2DBackpropInput", "Conv2DBackpropFilter"):
+            grad, kernel = (
+                _dims(op.inputs[2]),
+                op.inputs[1] if kind == "Conv2DBackpropInput" else op.outputs[0],
+            )
+            kernel = _dims(kernel)
+            if grad is None or kernel is None:
+                return "", 0.0
+            return "dense", 2.0 * math.prod(grad) * math.prod(kernel[:-1])
+        if kind in ("DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter"):
+            grad = _dims(op.inputs[2])
+            kernel = _dims(op.inputs[1] if kind.endswith("Input") else op.outputs[0])
+            if grad is None or kernel is None:
+                return "", 0.0
+            return "depthwise", 2.0 * math.prod(grad) * math.prod(kernel[:-2])
+        if kind == "MatMul":
+            a, b = _dims(op.inputs[0]), _dims(op.inputs[1])
+            if a is None or b is None:
+                return "", 0.0
+            k = a[0] if op.get_attr("transpose_a") else a[1]
+            n = b[0] if op.get_attr("transpose_b") else b[1]
+            m = a[1] if op.get_attr("transpose_a") else a[0]
+            return "dense", 2.0 * m * n * k
+        if kind in ("BatchMatMulV2", "BatchMatMulV3"):
+            a, out = _dims(op.inputs[0]), _dims(op.outputs[0])
+            if a is None or out is None:
+                return "", 0.0
+            k = a[-2] if op.get_attr("adj_x") else a[-1]
+            return "dense", 2.0 * math.prod(out) * k
+        if kind == "Einsum":
+            equation = op.get_attr("equation").decode()
+            inputs, _ = equation.split("->")
+            sizes: dict[str, int] = {}
+            for letters, tensor in zip(inputs.split(","), op.inputs, strict=False):
+                dims = _dims(tensor)
+                if dims is None or "." in letters:
+                    return "", 0.0
+                sizes.update(zip(letters, dims, strict=False))
+            return "dense", 2.0 * math.prod(sizes.values())
+    except (ValueError, TypeError):
+        return "", 0.0
+    return "", 0.0
+
+
+def _needed(graph) -> list:
+    """The ops of a traced function that its outputs depend on (TensorFlow prunes the others when it runs)."""
+    seen: set[str] = set()
+    stack = [t.op for t in graph.outputs] + list(getattr(graph, "control_outputs", []))
+    order = []
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        order.append(op)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return order
+
+
+def graph_cost(graph) -> dict[str, float]:
+    """FLOPs (dense and depthwise) and float activation bytes of a traced graph (batch of one).
+
+    Only the ops the function's outputs need are counted: backpropagation into a frozen base is
+    traced but pruned, as TensorFlow prunes it when the step runs.
+    """
+    dense = depthwise = activations = largest = 0.0
+    for op in _needed(graph):
+        kind, flops = _op_flops(op)
+        if kind == "dense":
+            dense += flops
+        elif kind == "depthwise":
+            depthwise += flops
+        if op.type in ("Const", "VarHandleOp", "ReadVariableOp", "Placeholder", "Identity", "NoOp"):
+            continue
+        for out in op.outputs:
+            dims = _dims(out)
+            if dims is None or not out.dtype.is_floating:
+                continue
+            size = math.prod(dims) * out.dtype.size
+            activations += size
+            largest = max(largest, size)
+    return {"dense_flops": dense, "depthwise_flops": depthwise, "activation_bytes": activations,
+            "largest_bytes": largest}  # fmt: skip
+
+
+def _spec_of(x):
+    """A batch-of-one TensorSpec structure for model input ``x`` (arrays, tensors or a dataset's spec)."""
+    import numpy as np
+    import tensorflow as tf
+
+    def one(item):
+        if isinstance(item, tf.TensorSpec):
+            shape, dtype = item.shape.as_list(), item.dtype
+        else:
+            array = item if hasattr(item, "shape") and hasattr(item, "dtype") else np.asarray(item)
+            shape, dtype = list(array.shape), tf.as_dtype(array.dtype)
+        if not shape:
+            return None
+        return tf.TensorSpec([1, *shape[1:]], dtype)
+
+    return tf.nest.map_structure(one, x)
+
+
+def model_cost(model, x_spec, *, training: bool) -> dict[str, float] | None:
+    """Per-example FLOPs and activations of ``model`` (with gradients when ``training``), or None."""
+    import tensorflow as tf
+
+    flat = tf.nest.flatten(x_spec)
+    if not flat or any(s is None or any(d is None for d in s.shape.as_list()) for s in flat):
+        return None
+    if len(flat) == 1 and not isinstance(x_spec, dict):
+        x_spec = flat[0]
+    variables = list(model.trainable_variables)
+
+    def forward(x):
+        return model(x, training=False)
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = tf.add_n([tf.reduce_sum(tf.cast(o, tf.float32)) for o in tf.nest.flatten(out)])
+        return tape.gradient(loss, variables) if variables else loss
+
+    try:
+        graph = tf.function(step if training else forward).get_concrete_function(x_spec).graph
+    except Exception as exc:  # a model that cannot be traced at batch one: no FLOPs for it
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+    cost = graph_cost(graph)
+    if training:
+        forward_graph = tf.function(forward).get_concrete_function(x_spec).graph
+        cost["forward_activation_bytes"] = graph_cost(forward_graph)["activation_bytes"]
+    return cost
+
+
+# =========================================================================== the recorder (in the kernel)
+class Recorder:
+    """What a dry-run kernel records: per-cell memory, data loads, steps and downloads.
+
+    ``start()`` makes one from ``$TLCOURSE_DRY_RUN`` and installs it; the report is rewritten after
+    every cell, so that a kernel that dies still leaves what it measured.
+    """
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = dict(config)
+        self.report_path = Path(config["report"])
+        self.steps_per_epoch = int(config.get("steps_per_epoch", 1))
+        self.report: dict[str, Any] = {
+            "config": self.config,
+            "cells": [],
+            "loads": [],
+            "work": [],
+            "models": {},
+            "downloads": [],
+            "reads": {},
+            "errors": [],
+        }
+        self._costs_file = Path(config["costs"]) if config.get("costs") else None
+        self._known_costs: dict[str, dict | None] = {}
+        if self._costs_file is not None and self._costs_file.is_file():
+            self._known_costs = json.loads(self._costs_file.read_text(encoding="utf-8"))
+        self._depth = threading.local()
+        self._cell_started = time.perf_counter()
+        self._cell_device = 0.0  # bytes of activations the cell's work keeps on the accelerator
+        self.network = None
+
+    # ----------------------------------------------------------------- cells
+    def pre_run_cell(self, info=None) -> None:
+        _reset_high_water_mark()
+        self._cell_started = time.perf_counter()
+        self._cell_device = 0.0
+        self._cell_start_rss = _status().get("VmRSS", 0)
+
+    def post_run_cell(self, result=None) -> None:
+        status = _status()
+        count = getattr(getattr(result, "execution_count", None), "__int__", lambda: None)()
+        self.report["cells"].append(
+            {
+                "cell": count if count is not None else len(self.report["cells"]) + 1,
+                "hwm_gb": status.get("VmHWM", 0) / GB,
+                "rss_gb": status.get("VmRSS", 0) / GB,
+                "start_rss_gb": getattr(self, "_cell_start_rss", 0) / GB,
+                "activations_gb": self._cell_device / GB,
+                "seconds": round(time.perf_counter() - self._cell_started, 2),
+            }
+        )
+        self.flush()
+
+    def flush(self) -> None:
+        if self.network is not None:
+            self.report["downloads"] = list(self.network.downloads)
+            from tlcourse_tools import standin
+
+            self.report["reads"] = {name: self.network.reads(name) for name in standin.catalogue()}
+        tmp = self.report_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.report, indent=1, default=str), encoding="utf-8")
+        tmp.replace(self.report_path)
+
+    # ----------------------------------------------------------------- models and work
+    def _signature(self, model, x_spec, training: bool) -> str:
+        import keras
+        import tensorflow as tf
+
+        shapes = [None if s is None else s.shape.as_list()[1:] for s in tf.nest.flatten(x_spec)]
+        policy = keras.mixed_precision.global_policy().name
+        trainable = int(sum(math.prod(w.shape) for w in model.trainable_weights))
+        name = f"{model.name}:{int(model.count_params())}:{trainable}:{json.dumps(shapes)}:{policy}:" + (
+            "train" if training else "infer"
+        )
+        if name not in self.report["models"]:
+            started = time.perf_counter()
+            cost = self._known_costs.get(name)
+            if cost is None:
+                cost = model_cost(model, x_spec, training=training)
+                self._known_costs[name] = cost
+                self._save_costs()
+            self.report["models"][name] = {
+                "name": model.name,
+                "parameters": int(model.count_params()),
+                "trainable": trainable,
+                "input": shapes,
+                "policy": policy,
+                "cost": cost,
+                "trace_seconds": round(time.perf_counter() - started, 2),
+            }
+        return name
+
+    def _save_costs(self) -> None:
+        if self._costs_file is not None:
+            tmp = self._costs_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._known_costs), encoding="utf-8")
+            tmp.replace(self._costs_file)
+
+    def _record_work(self, kind: str, model, x_spec, *, steps: int, batch: int, extra=None) -> None:
+        name = self._signature(model, x_spec, training=kind == "fit")
+        entry = {"kind": kind, "model": name, "steps": int(steps), "batch": int(batch)}
+        if kind == "fit" and getattr(model, "optimizer", None) is not None:
+            entry["optimizer_bytes"] = int(sum(math.prod(v.shape) * 4 for v in model.optimizer.variables))
+        entry.update(extra or {})
+        self.report["work"].append(entry)
+        self._cell_device = max(self._cell_device, activation_bytes(self.report["models"][name], entry))
+
+    def _count(self, data) -> tuple[int, int]:
+        """(batches, largest batch) of a finite tf.data.Dataset, reading it all (its caches fill, as in a real epoch)."""
+        import tensorflow as tf
+
+        def leading(element):
+            first = tf.nest.flatten(element)[0]
+            return tf.cast(tf.shape(first)[0], tf.int64) if first.shape.rank else tf.constant(1, tf.int64)
+
+        counted = data.map(lambda *element: leading(element)).reduce(
+            (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+            lambda state, n: (state[0] + 1, tf.maximum(state[1], n)),
+        )
+        return int(counted[0]), int(counted[1])
+
+    def _steps_and_batch(self, x, batch_size, fraction: float = 1.0):
+        """(steps per epoch, batch size, x spec) of fit/predict input ``x``."""
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            x_spec = spec[0] if isinstance(spec, tuple) else spec
+            cardinality = int(x.cardinality())
+            if cardinality == tf.data.INFINITE_CARDINALITY:
+                return None, None, _spec_of(x_spec)
+            steps, batch = self._count(x)
+            return steps, batch, _spec_of(x_spec)
+        if isinstance(x, (list, tuple)) and x and not hasattr(x[0], "shape"):
+            return None, None, None
+        try:
+            first = tf.nest.flatten(x)[0]
+            n = len(first)
+        except (TypeError, IndexError):
+            if hasattr(x, "__len__"):  # a PyDataset: batches
+                return len(x), batch_size or 32, None
+            return None, None, None
+        batch = int(batch_size or 32)
+        n_used = math.ceil(n * fraction) if fraction < 1 else n  # as Keras splits validation_split
+        return math.ceil(n_used / batch), batch, _spec_of(x)
+
+    def fit(self, original, model, *args, **kwargs):
+        import inspect
+
+        import keras
+
+        bound = inspect.signature(original).bind(model, *args, **kwargs)
+        arguments = {**{k: v.default for k, v in inspect.signature(original).parameters.items()
+                        if v.default is not inspect.Parameter.empty}, **bound.arguments}  # fmt: skip
+        x = arguments.get("x")
+        split = float(arguments.get("validation_split") or 0.0)
+        epochs = int(arguments.get("epochs") or 1) - int(arguments.get("initial_epoch") or 0)
+        steps, batch, x_spec = self._steps_and_batch(x, arguments.get("batch_size"), 1 - split)
+        if arguments.get("steps_per_epoch"):
+            steps = int(arguments["steps_per_epoch"])
+        val_steps = 0
+        validation = arguments.get("validation_data")
+        frequency = int(arguments.get("validation_freq") or 1)
+        if validation is not None:
+            import tensorflow as tf
+
+            val_x = validation if isinstance(validation, tf.data.Dataset) else validation[0]
+            val_batch = arguments.get("validation_batch_size") or arguments.get("batch_size")
+            val_steps = (self._steps_and_batch(val_x, val_batch)[0] or 0) * math.ceil(
+                max(epochs, 0) / frequency
+            )
+        elif split:
+            n = len(keras.tree.flatten(x)[0])
+            held = n - math.ceil(n * (1 - split))
+            val_steps = math.ceil(held / int(arguments.get("batch_size") or 32)) * max(epochs, 0)
+        previous = keras.config.max_steps_per_epoch()
+        keras.config.set_max_steps_per_epoch(self.steps_per_epoch)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Limiting steps_per_epoch")
+                history = original(model, *args, **kwargs)
+        finally:
+            keras.config.set_max_steps_per_epoch(previous)
+        if steps is not None and x_spec is not None:
+            self._record_work("fit", model, x_spec, steps=steps * max(epochs, 0), batch=batch or 32,
+                              extra={"epochs": epochs, "steps_per_epoch": steps})  # fmt: skip
+            if val_steps:
+                self._record_work("evaluate", model, x_spec, steps=val_steps, batch=batch or 32)
+        else:
+            self.report["errors"].append(f"fit of {model.name}: could not count its steps")
+        return history
+
+    def infer(self, kind: str, original, model, *args, **kwargs):
+        import inspect
+
+        import keras
+        import tensorflow as tf
+
+        steps_done = [0]
+
+        class CountSteps(keras.callbacks.Callback):
+            def on_predict_batch_end(self, batch, logs=None):
+                steps_done[0] += 1
+
+            def on_test_batch_end(self, batch, logs=None):
+                steps_done[0] += 1
+
+        bound = inspect.signature(original).bind(model, *args, **kwargs)
+        if isinstance(bound.arguments.get("callbacks"), keras.callbacks.CallbackList):
+            return original(model, *args, **kwargs)  # fit's own validation: fit counted its steps
+        bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or []), CountSteps()]
+        result = original(*bound.args, **bound.kwargs)
+        x = bound.arguments.get("x")
+        batch = bound.arguments.get("batch_size") or 32
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            x_spec = _spec_of(spec[0] if isinstance(spec, tuple) else spec)
+            if kind == "predict" and steps_done[0]:
+                batch = max(1, math.ceil(len(tf.nest.flatten(result)[0]) / steps_done[0]))
+        else:
+            x_spec = _spec_of(x)
+        try:
+            self._record_work(kind, model, x_spec, steps=steps_done[0], batch=batch)
+        except Exception as exc:  # recording must never break the lesson
+            self.report["errors"].append(f"{kind} of {model.name}: {exc}"[:200])
+        return result
+
+    def call(self, original, model, *args, **kwargs):
+        import tensorflow as tf
+
+        depth = getattr(self._depth, "value", 0)
+        if depth or not tf.executing_eagerly() or not args:
+            return original(model, *args, **kwargs)
+        x = args[0]
+        flat = tf.nest.flatten(x)
+        if not flat or not all(
+            hasattr(t, "shape") and not type(t).__name__.startswith("Keras") for t in flat
+        ):
+            return original(model, *args, **kwargs)
+        self._depth.value = depth + 1
+        try:
+            result = original(model, *args, **kwargs)
+        finally:
+            self._depth.value = depth
+        try:
+            batch = int(flat[0].shape[0])
+            self._record_work("call", model, _spec_of(x), steps=1, batch=batch,
+                              extra={"training": bool(kwargs.get("training"))})  # fmt: skip
+        except Exception as exc:  # recording must never break the lesson
+            self.report["errors"].append(f"call of {model.name}: {exc}"[:200])
+        return result
+
+    # ----------------------------------------------------------------- data.load
+    def load(self, original, name, **kwargs):
+        from tlcourse import data, env
+        from tlcourse_tools import standin
+
+        bundle = original(name, **kwargs)
+        course = kwargs.get("course") or env.last_setup()
+        budget = course.budget if course is not None else None
+        if budget is None and os.environ.get("TLCOURSE_PROFILE"):
+            budget = env.PROFILES[os.environ["TLCOURSE_PROFILE"]]
+        caps = (budget.train_per_class, budget.eval_per_class) if budget is not None else (None, None)
+        base = name[:-2] if name.endswith("_m") else name
+        entry = {"name": name, "sizes": dict(bundle.sizes), "caps": list(caps),
+                 "image_shape": list(bundle.image_shape) if bundle.image_shape else None,
+                 "classes": kwargs.get("classes"), "labels_per_class": kwargs.get("labels_per_class")}  # fmt: skip
+        if base in standin.catalogue() and bundle.source.startswith("tfds"):
+            options = dict(val_fraction=kwargs.get("val_fraction", 0.1), classes=kwargs.get("classes"),
+                           labels_per_class=kwargs.get("labels_per_class"), caps=caps)  # fmt: skip
+            entry["real_sizes"] = standin.expected_sizes(standin.Network(), base, **options)
+            expected = standin.expected_sizes(self.network, base, **options)
+            if expected != dict(bundle.sizes):
+                self.report["errors"].append(
+                    f"data.load({name!r}) returned {bundle.sizes}, the stand-in expected {expected}"
+                )
+        else:
+            entry["real_sizes"] = dict(bundle.sizes)
+        self.report["loads"].append(entry)
+        del data
+        return bundle
+
+    # ----------------------------------------------------------------- install
+    def install(self) -> None:
+        """Install the stand-in network and the recording wrappers in this process (``uninstall`` undoes)."""
+        import functools
+
+        import keras
+
+        from tlcourse import data, env
+        from tlcourse_tools import standin
+
+        self.network = standin.Network(
+            scale=float(self.config.get("scale", 1.0)),
+            min_per_class=int(self.config.get("min_per_class", 0)),
+            fail=self.config.get("fail", {}),
+            wheelhouse=self.config.get("wheelhouse", []),
+            cache=self.config.get("standin_cache"),
+        )
+        self._installed = standin.install(self.network)
+        recorder = self
+
+        def patch(owner, attr, method):
+            original = getattr(owner, attr)
+
+            @functools.wraps(original)
+            def wrapper(*args, **kwargs):
+                return method(original, *args, **kwargs)
+
+            self._installed._set(owner, attr, wrapper)
+
+        patch(keras.Model, "fit", self.fit)
+        patch(keras.Model, "predict", functools.partial(self.infer, "predict"))
+        patch(keras.Model, "evaluate", functools.partial(self.infer, "evaluate"))
+        patch(keras.Model, "__call__", self.call)
+        original_load = data.load
+
+        @functools.wraps(original_load)
+        def load(name, **kwargs):
+            return recorder.load(original_load, name, **kwargs)
+
+        self._installed._set(data, "load", load)
+        if self.config.get("pretend_t4"):
+            t4 = env.DeviceInfo("GPU", "Tesla T4 (dry run on this CPU)", (7, 5))
+            self._installed._set(env, "detect_devices", lambda: [t4])
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:
+            shell = None
+        if shell is not None:
+            shell.events.register("pre_run_cell", self.pre_run_cell)
+            shell.events.register("post_run_cell", self.post_run_cell)
+            self._shell = shell
+        self.flush()
+
+    def uninstall(self) -> None:
+        """Put back what ``install`` replaced."""
+        shell = getattr(self, "_shell", None)
+        if shell is not None:
+            shell.events.unregister("pre_run_cell", self.pre_run_cell)
+            shell.events.unregister("post_run_cell", self.post_run_cell)
+        if getattr(self, "_installed", None) is not None:
+            self._installed.uninstall()
+
+
+def start() -> Recorder | None:
+    """Install the dry run described by ``$TLCOURSE_DRY_RUN`` in this kernel (run at kernel start)."""
+    raw = os.environ.get(DRY_RUN_ENV)
+    if not raw:
+        return None
+    config = json.loads(raw)
+    recorder = Recorder(config)
+    recorder.install()
+    return recorder
+
+
+# =========================================================================== plans (in the parent)
+def _x(report: Mapping) -> float:
+    return float(sum(sum(entry["sizes"].values()) for entry in report["loads"]))
+
+
+def _x_real(report: Mapping) -> float:
+    return float(sum(sum(entry["real_sizes"].values()) for entry in report["loads"]))
+
+
+def _extrapolate(a: float, b: float, xa: float, xb: float, x: float, *, noise: float = 0.0) -> float:
+    """The value at ``x`` of the line through (xa, a) and (xb, b); flat when the slope is within noise."""
+    if xb <= xa or abs(b - a) <= noise:
+        return max(a, b)
+    slope = max(0.0, (b - a) / (xb - xa))
+    return max(a, b) + slope * (x - max(xa, xb))
+
+
+def step_seconds(model: Mapping, kind: str, batch: int, figures_: Mapping) -> float:
+    """T4 seconds of one step of ``kind`` ("fit", "evaluate", "predict", "call") at ``batch``."""
+    cost = model.get("cost") or {}
+    policy = "mixed_float16" if model.get("policy") == "mixed_float16" else "float32"
+    dense = figures_["dense_tflops"][policy] * 1e12
+    factor = figures_["depthwise_factor"][policy] if cost.get("depthwise_flops") else 1.0
+    flops = (cost.get("dense_flops") or 0.0) + (cost.get("depthwise_flops") or 0.0)
+    overhead = figures_["step_overhead_ms"]["train" if kind == "fit" else "predict"] / 1000
+    return batch * flops / (dense * factor) + overhead
+
+
+def activation_bytes(model: Mapping, entry: Mapping) -> float:
+    """Bytes of activations one step of ``entry`` holds at its batch size.
+
+    A fit keeps what its backward pass needs (the traced step's float tensors); a direct, eager call of
+    a functional Keras model keeps every layer's output until it returns; ``predict`` and ``evaluate``
+    run as graphs that free each tensor once used (two of the largest at a time).
+    """
+    cost = model.get("cost") or {}
+    batch = entry["batch"]
+    if entry["kind"] in ("fit", "call"):
+        key = "activation_bytes" if entry["kind"] == "fit" else "forward_activation_bytes"
+        return float(cost.get(key, cost.get("activation_bytes", 0.0))) * batch
+    return 2.0 * cost.get("largest_bytes", 0.0) * batch
+
+
+def device_bytes(model: Mapping, entry: Mapping) -> float:
+    """Device memory of one step: weights, and for a fit gradients and optimizer state, plus activations."""
+    parameters = 4.0 * model.get("parameters", 0)
+    total = parameters + activation_bytes(model, entry)
+    if entry["kind"] == "fit":
+        trainable = 4.0 * model.get("trainable", 0)
+        total += trainable + entry.get("optimizer_bytes", 2 * trainable)
+    return total
+
+
+def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, status: str = "ok") -> dict:
+    """The plan of one lesson and profile, from its dry runs at two scales (``small``, ``large``)."""
+    f = figures()
+    xa, xb, x_real = _x(small), _x(large), _x_real(large)
+    # Memory: cell by cell, fixed + per-example × N, at the real N; the largest cell is the plan. On a
+    # T4 the activations of the cell's steps live on the GPU, not in the host's RAM as in this CPU run.
+    on_gpu = bool(large["config"].get("pretend_t4"))
+
+    def host(cell) -> float:
+        if not on_gpu:
+            return cell["hwm_gb"]
+        return max(cell.get("start_rss_gb", 0.0), cell["hwm_gb"] - cell.get("activations_gb", 0.0))
+
+    noise = 0.05  # GB: the allocator's scatter between two runs of the same cell
+    planned = 0.0
+    for a, b in zip(small["cells"], large["cells"], strict=False):
+        planned = max(planned, _extrapolate(host(a), host(b), xa, xb, x_real, noise=noise))
+    measured = max((c["hwm_gb"] for c in large["cells"]), default=0.0)
+
+    def seconds(report) -> dict[str, float]:
+        out = {"compute": 0.0}
+        for entry in report["work"]:
+            model = report["models"].get(entry["model"], {})
+            out["compute"] += entry["steps"] * step_seconds(model, entry["kind"], entry["batch"], f)
+        reads = sum(report.get("reads", {}).values())
+        decode_ms = report["config"].get("decode_ms", 4.0)
+        out["decode"] = reads * decode_ms / 1000 / f["colab_cpus"]["value"]
+        return out
+
+    time_a, time_b = seconds(small), seconds(large)
+    compute = _extrapolate(time_a["compute"], time_b["compute"], xa, xb, x_real)
+    decode = _extrapolate(time_a["decode"], time_b["decode"], xa, xb, x_real)
+    downloads = {}
+    for entry in large.get("downloads", []):
+        downloads[entry["url"]] = entry
+    download_bytes = sum(d["bytes"] for d in downloads.values())
+    prepared = set()
+    prepare = 0.0
+    from tlcourse_tools import standin
+
+    for entry in downloads.values():
+        facts = standin.catalogue().get(entry["name"])
+        if entry["kind"] == "tfds" and facts is not None and entry["name"] not in prepared:
+            prepared.add(entry["name"])
+            kind = "text" if facts.feature == "text" else "image"
+            prepare += sum(facts.splits.values()) * f["prepare_ms_per_example"][kind] / 1000
+    download = download_bytes / 2**20 / f["download_mb_per_s"]["value"]
+    # Device: the largest fit or prediction, at its real batch size.
+    device = 0.0
+    for entry in large["work"]:
+        model = large["models"].get(entry["model"], {})
+        device = max(device, device_bytes(model, entry))
+    device_gb = (
+        device * f["device_overhead_gb"]["factor"] / GB + f["device_overhead_gb"]["value"] if device else 0.0
+    )
+    return {
+        "lesson": lesson,
+        "profile": profile,
+        "status": status,
+        "host_ram_gb_measured": round(measured, 2),
+        "host_ram_gb_planned": round(planned, 2),
+        "device_ram_gb_planned": round(device_gb, 2),
+        "t4_minutes_planned": round((compute + decode + download + prepare) / 60, 1),
+        "downloads_mb": round(download_bytes / 2**20, 1),
+        "t4_minutes_by_part": {
+            "compute": round(compute / 60, 2),
+            "decode": round(decode / 60, 2),
+            "download": round(download / 60, 2),
+            "prepare": round(prepare / 60, 2),
+        },  # fmt: skip
+        "examples": {"dry_run": [xa, xb], "real": x_real},
+        "errors": list(small.get("errors", []))
+        + [e for e in large.get("errors", []) if e not in small.get("errors", [])],
+    }
+
+
+def write_plans(rows: Sequence[Mapping], path: str | os.PathLike) -> Path:
+    """Merge ``rows`` into the plan file (one object per lesson and profile) and return its path."""
+    path = Path(path)
+    existing = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    keyed = {(r["lesson"], r["profile"]): r for r in existing}
+    keyed.update({(r["lesson"], r["profile"]): dict(r) for r in rows})
+    merged = [keyed[k] for k in sorted(keyed)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def within_limits(row: Mapping) -> list[str]:
+    """What a plan row exceeds (empty when it fits its profile's limits)."""
+    limits = LIMITS.get(row["profile"], {})
+    problems = []
+    if row["status"] != "ok":
+        problems.append(f"status {row['status']}")
+    if limits.get("host_gb") is not None and row["host_ram_gb_planned"] > limits["host_gb"]:
+        problems.append(f"host {row['host_ram_gb_planned']} GB > {limits['host_gb']} GB")
+    if limits.get("device_gb") is not None and row["device_ram_gb_planned"] > limits["device_gb"]:
+        problems.append(f"device {row['device_ram_gb_planned']} GB > {limits['device_gb']} GB")
+    return problems
