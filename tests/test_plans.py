@@ -41,6 +41,7 @@ def test_forward_flops_are_the_textbook_count():
     depthwise = plans.model_cost(_conv_model(depthwise=True), spec, training=False)
     assert depthwise["depthwise_flops"] == 2 * 16 * 16 * 3 * 9
     assert cost["activation_bytes"] >= 16 * 16 * 8 * 4, "the conv output is an activation"
+    assert cost["eager_bytes"] == 4 * (16 * 16 * 3 + 16 * 16 * 8 + 8 + 10), "every layer's output, eagerly"
 
 
 def test_training_counts_backpropagation_only_where_gradients_flow():
@@ -52,6 +53,20 @@ def test_training_counts_backpropagation_only_where_gradients_flow():
     assert 1.9 * conv < trainable["dense_flops"] < 2.2 * conv
     # A frozen conv is traced backwards too, but that part is pruned, as when the step runs.
     assert conv <= frozen["dense_flops"] < 1.1 * conv
+
+
+def test_a_training_step_keeps_what_its_backward_pass_reads():
+    def model(trainable: bool):
+        inputs = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", trainable=trainable)(inputs)
+        x = keras.layers.Conv2D(4, 3, padding="same", trainable=trainable)(x)
+        return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+
+    spec = tf.TensorSpec([1, 16, 16, 3])
+    trainable = plans.model_cost(model(True), spec, training=True)
+    frozen = plans.model_cost(model(False), spec, training=True)
+    assert trainable["kept_bytes"] >= 16 * 16 * 8 * 4, "the ReLU output, read by two gradients"
+    assert frozen["kept_bytes"] <= 4 * 4, "only the pooled features, for the head's gradient"
 
 
 def test_an_untraceable_input_gives_no_cost():
@@ -130,7 +145,7 @@ def test_extrapolation_is_a_line_through_the_two_runs():
 
 def _report(scale: float, *, hwm: list[float], steps: int, pretend_t4: bool = True) -> dict:
     model = {"parameters": 1_000_000, "trainable": 1_000_000, "policy": "mixed_float16",
-             "cost": {"dense_flops": 1e9, "depthwise_flops": 0.0, "activation_bytes": 1e7, "largest_bytes": 1e6}}  # fmt: skip
+             "cost": {"dense_flops": 1e9, "depthwise_flops": 0.0, "kept_bytes": 1e7, "largest_bytes": 1e6}}  # fmt: skip
     n = int(1000 * scale)
     return {
         "config": {"scale": scale, "pretend_t4": pretend_t4},
@@ -159,7 +174,7 @@ def test_a_lesson_plan_from_two_runs():
     assert row["t4_minutes_by_part"]["compute"] == pytest.approx(
         100 * step / 60, abs=0.01
     )  # 100 steps at 1000
-    expected_device = (4e6 + 4e6 + 8e6 + 1e7 * 64) * f["device_overhead_gb"]["factor"] / 2**30
+    expected_device = (4e6 + 4e6 + 8e6 + (1e7 + 2e6) * 64) * f["device_overhead_gb"]["factor"] / 2**30
     assert row["device_ram_gb_planned"] == pytest.approx(
         expected_device + f["device_overhead_gb"]["value"], abs=0.01
     )

@@ -168,14 +168,22 @@ def _needed(graph) -> list:
     return order
 
 
+def _gradient(op) -> bool:
+    return op.name.startswith(("gradient_tape/", "gradients/"))
+
+
 def graph_cost(graph) -> dict[str, float]:
-    """FLOPs (dense and depthwise) and float activation bytes of a traced graph (batch of one).
+    """FLOPs (dense and depthwise) and activation bytes of a traced graph (batch of one).
 
     Only the ops the function's outputs need are counted: backpropagation into a frozen base is
-    traced but pruned, as TensorFlow prunes it when the step runs.
+    traced but pruned, as TensorFlow prunes it when the step runs. ``activation_bytes`` sums every
+    float tensor; ``kept_bytes`` only the forward tensors that the backward pass reads (what a training
+    step must hold at once); ``largest_bytes`` is the largest single tensor.
     """
-    dense = depthwise = activations = largest = 0.0
-    for op in _needed(graph):
+    dense = depthwise = activations = kept = largest = 0.0
+    needed = _needed(graph)
+    names = {op.name for op in needed}
+    for op in needed:
         kind, flops = _op_flops(op)
         if kind == "dense":
             dense += flops
@@ -190,8 +198,29 @@ def graph_cost(graph) -> dict[str, float]:
             size = math.prod(dims) * out.dtype.size
             activations += size
             largest = max(largest, size)
+            if not _gradient(op) and any(_gradient(c) and c.name in names for c in out.consumers()):
+                kept += size
     return {"dense_flops": dense, "depthwise_flops": depthwise, "activation_bytes": activations,
-            "largest_bytes": largest}  # fmt: skip
+            "kept_bytes": kept, "largest_bytes": largest}  # fmt: skip
+
+
+def layer_output_bytes(model) -> float:
+    """Bytes of every layer's output for one example: what an eager call of a functional model holds."""
+    total = 0.0
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            total += layer_output_bytes(layer)
+            continue
+        try:
+            outputs = layer.output
+        except (AttributeError, ValueError):  # a layer called more than once: no single output
+            continue
+        for out in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            shape = list(out.shape)[1:]
+            if shape and all(d is not None for d in shape):
+                size = 2 if "16" in str(out.dtype) else 4 if "32" in str(out.dtype) else 8
+                total += math.prod(shape) * size
+    return total
 
 
 def _spec_of(x):
@@ -237,9 +266,8 @@ def model_cost(model, x_spec, *, training: bool) -> dict[str, float] | None:
     except Exception as exc:  # a model that cannot be traced at batch one: no FLOPs for it
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
     cost = graph_cost(graph)
-    if training:
-        forward_graph = tf.function(forward).get_concrete_function(x_spec).graph
-        cost["forward_activation_bytes"] = graph_cost(forward_graph)["activation_bytes"]
+    if not training:
+        cost["eager_bytes"] = layer_output_bytes(model)
     return cost
 
 
@@ -602,6 +630,38 @@ def start() -> Recorder | None:
 
 
 # =========================================================================== plans (in the parent)
+def decode_costs(image_size: int, *, examples: int = 12) -> dict[str, float]:
+    """Milliseconds to decode and resize one example of each dataset on this machine's CPU.
+
+    Colab's T4 runtime decodes on its CPUs too; the plan charges every example a lesson reads.
+    """
+    import statistics
+
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from tlcourse_tools import standin
+
+    costs = {}
+    with standin.install(standin.Network()):
+        for name, facts in standin.catalogue().items():
+            if facts.feature != "image":
+                costs[name] = 0.0
+                continue
+            split = next(iter(facts.splits))
+            raw = tfds.builder(name).as_dataset(split=f"{split}[:{examples}]", as_supervised=True,
+                                                decoders={"image": tfds.decode.SkipDecoding()})  # fmt: skip
+            encoded = [x for x, _ in raw]
+            times = []
+            for blob in encoded:
+                started = time.perf_counter()
+                image = tf.io.decode_image(blob, channels=3, expand_animations=False)
+                tf.image.resize(image, (image_size, image_size), antialias=True).numpy()
+                times.append((time.perf_counter() - started) * 1000)
+            costs[name] = round(statistics.median(times), 2)
+    return costs
+
+
 def _x(report: Mapping) -> float:
     return float(sum(sum(entry["sizes"].values()) for entry in report["loads"]))
 
@@ -632,16 +692,19 @@ def step_seconds(model: Mapping, kind: str, batch: int, figures_: Mapping) -> fl
 def activation_bytes(model: Mapping, entry: Mapping) -> float:
     """Bytes of activations one step of ``entry`` holds at its batch size.
 
-    A fit keeps what its backward pass needs (the traced step's float tensors); a direct, eager call of
-    a functional Keras model keeps every layer's output until it returns; ``predict`` and ``evaluate``
-    run as graphs that free each tensor once used (two of the largest at a time).
+    A fit keeps the forward tensors its backward pass reads; a direct, eager call of a functional
+    Keras model keeps every layer's output until it returns; ``predict`` and ``evaluate`` run as graphs
+    that free each tensor once used (two of the largest at a time). Each also holds two of its
+    largest tensors in flight.
     """
     cost = model.get("cost") or {}
     batch = entry["batch"]
-    if entry["kind"] in ("fit", "call"):
-        key = "activation_bytes" if entry["kind"] == "fit" else "forward_activation_bytes"
-        return float(cost.get(key, cost.get("activation_bytes", 0.0))) * batch
-    return 2.0 * cost.get("largest_bytes", 0.0) * batch
+    in_flight = 2.0 * cost.get("largest_bytes", 0.0)
+    if entry["kind"] == "fit":
+        return (cost.get("kept_bytes", 0.0) + in_flight) * batch
+    if entry["kind"] == "call":
+        return max(cost.get("eager_bytes", 0.0), in_flight) * batch
+    return in_flight * batch
 
 
 def device_bytes(model: Mapping, entry: Mapping) -> float:
@@ -678,9 +741,9 @@ def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, st
         for entry in report["work"]:
             model = report["models"].get(entry["model"], {})
             out["compute"] += entry["steps"] * step_seconds(model, entry["kind"], entry["batch"], f)
-        reads = sum(report.get("reads", {}).values())
-        decode_ms = report["config"].get("decode_ms", 4.0)
-        out["decode"] = reads * decode_ms / 1000 / f["colab_cpus"]["value"]
+        decode_ms = report["config"].get("decode_ms", {})
+        reads = sum(n * decode_ms.get(name, 4.0) for name, n in report.get("reads", {}).items())
+        out["decode"] = reads / 1000 / f["colab_cpus"]["value"]
         return out
 
     time_a, time_b = seconds(small), seconds(large)

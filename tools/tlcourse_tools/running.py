@@ -34,7 +34,7 @@ __all__ = [
     "tidy_streams",
 ]
 
-DRY_RUN_SCALES = (0.02, 0.04)  # the two dataset scales a dry run measures each lesson at
+DRY_RUN_SCALES = (0.01, 0.02)  # the two dataset scales a dry run measures each lesson at
 DRY_RUN_STEPS = 1  # steps per epoch of every fit in a dry run
 DRY_RUN_MIN_PER_CLASS = 8  # examples per class and split at least, so that small scales keep every class
 
@@ -630,8 +630,12 @@ def _dry_run_setup(out: Path, profile: str) -> dict:
     user_cache = tl_env.cache_dir()
     lite0 = user_cache / "weights" / "efficientnet_lite0"
     lite0.mkdir(parents=True, exist_ok=True)
+    from tlcourse.env import PROFILES
+    from tlcourse_tools import plans
+
     return {
         "root": root,
+        "decode_ms": plans.decode_costs(PROFILES[profile].image_size),
         "lite0": lite0,
         "wheelhouse": [str(user_cache / "downloads")],
         "standin_cache": str(root / "standin"),
@@ -663,6 +667,7 @@ def _dry_run_env(shared: dict, lesson: str, scale: float, index: int) -> tuple[d
         "wheelhouse": shared["wheelhouse"],
         "standin_cache": shared["standin_cache"],
         "costs": str(shared["root"] / "model_costs.json"),
+        "decode_ms": shared["decode_ms"],
     }
     env = {
         "TLCOURSE_OFFLINE": "0",
