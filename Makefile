@@ -16,13 +16,14 @@ define install
 	@touch $@
 endef
 
-.PHONY: lab test test-unit test-notebooks test-claims test-browser bench course notebooks lint format doctor clean help
+.PHONY: lab test test-unit test-notebooks test-claims test-browser bench course dry-run notebooks lint format doctor clean help
 
 help:
 	@echo "make lab     open the course in JupyterLab (creates .venv on first run)"
 	@echo "make test    run every test offline (creates .venv on first run)"
 	@echo "make bench   measure the speed ratios in bench/RESULTS.md"
 	@echo "make course  run all lessons headless into build/course (PROFILE=ci LESSONS=\"00 03\" PARAMS=\"EPOCHS=2\")"
+	@echo "make dry-run the full and cpu profiles on the online path, offline: plans in build/course/plan.json"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +89,21 @@ bench: $(VENV)/.test
 # fails): `make course PROFILE=ci`, `make course LESSONS="00 03"`, `make course LESSONS=01 PARAMS="EPOCHS=2"`.
 course: $(VENV)/.test
 	$(PY) -m tlcourse_tools run $(if $(PROFILE),--profile $(PROFILE)) $(addprefix -p ,$(PARAMS)) $(LESSONS)
+
+# Dry runs of the `full` and `cpu` profiles (DRY_PROFILES="full cpu"): every lesson end to end on the
+# online code path with the network replaced by a stand-in (tlcourse_tools.standin), at the profile's
+# image sizes, batch sizes and precision, one step per epoch, at two small dataset scales. Their memory
+# and time plans go to build/course/plan.json; the last step fails when a plan exceeds its limits.
+DRY_PROFILES ?= full cpu
+
+dry-run: $(VENV)/.test
+	@status=0; for profile in $(DRY_PROFILES); do \
+		$(PY) -m tlcourse_tools run --profile $$profile --dry-run --output build/course/dry-run-$$profile \
+			--plan build/course/plan.json $(LESSONS) || status=1; \
+	done; \
+	TLCOURSE_PLAN_FILE=$(CURDIR)/build/course/plan.json $(PY) -m pytest tests/test_plans.py -q \
+		-k fits_its_profile -p no:cacheprovider || status=1; \
+	exit $$status
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check tlcourse tools tests bench sources docs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import signal
 import subprocess
@@ -300,3 +301,37 @@ def test_ctrl_c_stops_the_run_shuts_the_kernel_down_and_reports_what_ran(tmp_pat
     except ProcessLookupError:
         pass
     assert (tmp_path / "out" / "sleepy.ipynb").exists() and (tmp_path / "out" / "index.html").exists()
+
+
+# --------------------------------------------------------------------------- dry runs
+DRY_CELLS = [
+    "import socket\nimport keras\nimport tlcourse\ncourse = tlcourse.setup('99', profile=PROFILE)",
+    "data = tlcourse.data.load('beans', image_size=32)\nprint(data.source, data.sizes, course.precision)",
+    "model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),\n"
+    "    keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])\n"
+    "model.compile('adam', keras.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
+    "history = model.fit(data.batches('train'), epochs=4, verbose=0)\nprint('epochs run', len(history.epoch))",
+    "try:\n    socket.create_connection(('example.org', 80), timeout=1)\nexcept Exception as exc:\n"
+    "    print('blocked:', type(exc).__name__)",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_a_dry_run_runs_the_online_path_against_the_stand_in_and_writes_a_plan(tmp_path):
+    nb = _tiny_notebook(tmp_path / "99_dry.ipynb", DRY_CELLS, parameters="PROFILE = None")
+    plan_file = tmp_path / "plan.json"
+    run = running.run_course([nb], profile="full", dry_run=True, output=tmp_path / "out", plan_file=plan_file)
+    assert run.ok, run.table()
+    executed = nbformat.read(str(tmp_path / "out" / "99_dry.ipynb"), as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "tfds" in printed and "mixed_float16" in printed, "online, and mixed precision as on a T4"
+    assert "epochs run 4" in printed, "every epoch runs (one step each)"
+    assert "blocked: NetworkAttemptError" in printed, "the socket guard is on"
+    (row,) = json.loads(plan_file.read_text())
+    assert (row["lesson"], row["profile"], row["status"]) == ("99", "full", "ok")
+    assert row["downloads_mb"] == pytest.approx(180_024_906 / 2**20, abs=0.1), "beans' three zip files"
+    assert row["examples"]["real"] == 1034 + 133 + 128
+    assert 0 < row["host_ram_gb_measured"] <= row["host_ram_gb_planned"] < 10
+    assert 0 < row["device_ram_gb_planned"] < 2 and row["t4_minutes_planned"] > 0
+    assert "host GB" in run.table() and row["lesson"] == "99"

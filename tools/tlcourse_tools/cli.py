@@ -57,7 +57,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """0 when every lesson passed (and, with --dry-run, fits its plan), 1 otherwise, 130 on Ctrl-C."""
+    """0 when every lesson passed, 1 when one failed, 130 on Ctrl-C; --dry-run names plans over their limits."""
     from tlcourse_tools import running
 
     run = running.run_course(
@@ -68,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         keep_going=args.keep_going,
         dry_run=args.dry_run,
+        plan_file=args.plan,
     )
     if run.interrupted:
         return 130
@@ -120,6 +121,7 @@ def add_commands(sub) -> None:
         help="with --profile full or cpu: run the online code path against a network stand-in at two small "
         "dataset scales, one step per epoch, and write memory and time plans to OUTPUT/plan.json",
     )
+    run.add_argument("--plan", default=None, help="with --dry-run: merge the plans into this file instead")
 
 
 COMMANDS = {"test-env": cmd_test_env, "build": cmd_build, "progress": cmd_progress, "run": cmd_run}

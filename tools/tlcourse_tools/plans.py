@@ -272,6 +272,20 @@ def model_cost(model, x_spec, *, training: bool) -> dict[str, float] | None:
 
 
 # =========================================================================== the recorder (in the kernel)
+def _pad_history(history, epochs: int) -> None:
+    """Make a capped fit's History look like the full one: the last epoch's values repeated."""
+    if history is None or not getattr(history, "epoch", None) or len(history.epoch) >= epochs:
+        return
+    if len(history.epoch) < (history.params or {}).get("epochs", epochs) - history.epoch[0]:
+        return  # stopped early (EarlyStopping): a real run could stop there too
+    missing = range(history.epoch[-1] + 1, epochs)
+    history.epoch.extend(missing)
+    for values in history.history.values():
+        values.extend(values[-1:] * len(missing))
+    if history.params is not None:
+        history.params["epochs"] = epochs
+
+
 class Recorder:
     """What a dry-run kernel records: per-cell memory, data loads, steps and downloads.
 
@@ -322,6 +336,12 @@ class Recorder:
                 "seconds": round(time.perf_counter() - self._cell_started, 2),
             }
         )
+        error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+        if error is not None and "failed" not in self.report:
+            first = (str(error).strip().splitlines() or [""])[0]
+            self.report["failed"] = (
+                f"In [{self.report['cells'][-1]['cell']}]: {type(error).__name__}: {first}"[:300]
+            )
         self.flush()
 
     def flush(self) -> None:
@@ -446,14 +466,18 @@ class Recorder:
             n = len(keras.tree.flatten(x)[0])
             held = n - math.ceil(n * (1 - split))
             val_steps = math.ceil(held / int(arguments.get("batch_size") or 32)) * max(epochs, 0)
+        initial = int(arguments.get("initial_epoch") or 0)
+        if self.max_epochs and epochs > self.max_epochs:
+            bound.arguments["epochs"] = initial + self.max_epochs
         previous = keras.config.max_steps_per_epoch()
         keras.config.set_max_steps_per_epoch(self.steps_per_epoch)
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Limiting steps_per_epoch")
-                history = original(model, *args, **kwargs)
+                history = original(*bound.args, **bound.kwargs)
         finally:
             keras.config.set_max_steps_per_epoch(previous)
+        _pad_history(history, initial + epochs)
         if steps is not None and x_spec is not None:
             self._record_work("fit", model, x_spec, steps=steps * max(epochs, 0), batch=batch or 32,
                               extra={"epochs": epochs, "steps_per_epoch": steps})  # fmt: skip
@@ -462,6 +486,10 @@ class Recorder:
         else:
             self.report["errors"].append(f"fit of {model.name}: could not count its steps")
         return history
+
+    @property
+    def max_epochs(self) -> int | None:
+        return self.config.get("max_epochs")
 
     def infer(self, kind: str, original, model, *args, **kwargs):
         import inspect
@@ -637,6 +665,9 @@ def decode_costs(image_size: int, *, examples: int = 12) -> dict[str, float]:
     """
     import statistics
 
+    from tlcourse import env
+
+    env.quiet_tensorflow()
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
@@ -764,14 +795,17 @@ def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, st
             kind = "text" if facts.feature == "text" else "image"
             prepare += sum(facts.splits.values()) * f["prepare_ms_per_example"][kind] / 1000
     download = download_bytes / 2**20 / f["download_mb_per_s"]["value"]
-    # Device: the largest fit or prediction, at its real batch size.
-    device = 0.0
-    for entry in large["work"]:
-        model = large["models"].get(entry["model"], {})
-        device = max(device, device_bytes(model, entry))
-    device_gb = (
-        device * f["device_overhead_gb"]["factor"] / GB + f["device_overhead_gb"]["value"] if device else 0.0
-    )
+
+    # Device: the largest step of each run, extrapolated like memory (a step fed the whole dataset as one
+    # batch grows with it; a fit at the profile's batch size does not).
+    def device(report) -> float:
+        return max(
+            (device_bytes(report["models"].get(e["model"], {}), e) for e in report["work"]), default=0.0
+        )
+
+    device_peak = _extrapolate(device(small), device(large), xa, xb, x_real, noise=16 * 2**20)
+    factor, context = f["device_overhead_gb"]["factor"], f["device_overhead_gb"]["value"]
+    device_gb = device_peak * factor / GB + context if device_peak else 0.0
     return {
         "lesson": lesson,
         "profile": profile,
@@ -816,3 +850,26 @@ def within_limits(row: Mapping) -> list[str]:
     if limits.get("device_gb") is not None and row["device_ram_gb_planned"] > limits["device_gb"]:
         problems.append(f"device {row['device_ram_gb_planned']} GB > {limits['device_gb']} GB")
     return problems
+
+
+def replan(output: str | os.PathLike, *, plan_file: str | os.PathLike | None = None) -> list[dict]:
+    """Plans again from the reports a dry run left in ``output/dry-run`` (after a change to the figures)."""
+    folder = Path(output) / "dry-run"
+    rows = []
+    for small_path in sorted(folder.glob("*-*-0/report.json")):
+        lesson, profile = small_path.parent.name.split("-")[:2]
+        large_path = small_path.parents[1] / f"{lesson}-{profile}-1" / "report.json"
+        small = json.loads(small_path.read_text(encoding="utf-8"))
+        large = json.loads(large_path.read_text(encoding="utf-8")) if large_path.is_file() else small
+        status = large.get("failed") or small.get("failed") or "ok"
+        rows.append(lesson_plan(lesson, profile, small, large, status=status))
+    if plan_file is not None:
+        write_plans(rows, plan_file)
+    return rows
+
+
+if __name__ == "__main__":  # python -m tlcourse_tools.plans OUTPUT [PLAN_FILE]
+    import sys
+
+    for row in replan(sys.argv[1], plan_file=sys.argv[2] if len(sys.argv) > 2 else None):
+        print(json.dumps(row))

@@ -36,7 +36,8 @@ __all__ = [
 
 DRY_RUN_SCALES = (0.01, 0.02)  # the two dataset scales a dry run measures each lesson at
 DRY_RUN_STEPS = 1  # steps per epoch of every fit in a dry run
-DRY_RUN_MIN_PER_CLASS = 8  # examples per class and split at least, so that small scales keep every class
+DRY_RUN_EPOCHS = 3  # epochs at most of every fit in a dry run (its History is padded to the epochs asked for)
+DRY_RUN_MIN_PER_CLASS = 20  # examples per class and split at least, so that small scales keep every class
 
 
 # =========================================================================== kernels
@@ -180,7 +181,8 @@ def run_notebook(
     parameters : mapping, optional
         Values for names of the notebook's ``parameters`` cell (papermill injects them after it).
     allow_errors : bool
-        Keep going after a cell raises (the error is stored as the cell's output).
+        Keep going after a cell raises (the error is stored as the cell's output); False stops at the
+        first error, which the returned copy holds.
     timeout : int
         Seconds allowed per cell.
 
@@ -188,6 +190,11 @@ def run_notebook(
     -------
     NotebookNode
         The executed copy (the file is not changed).
+
+    Raises
+    ------
+    nbclient.exceptions.DeadKernelError, CellTimeoutError
+        When the kernel dies or a cell runs past ``timeout``.
     """
     import copy
 
@@ -212,7 +219,7 @@ def run_notebook(
         executed = _read_back(output, nb)
     if interrupted:
         raise KeyboardInterrupt
-    if error is not None and not allow_errors:
+    if error is not None:  # a dead kernel or a cell timeout, not a cell's own error
         raise error
     return executed
 
@@ -662,6 +669,7 @@ def _dry_run_env(shared: dict, lesson: str, scale: float, index: int) -> tuple[d
         "scale": scale,
         "min_per_class": DRY_RUN_MIN_PER_CLASS,
         "steps_per_epoch": DRY_RUN_STEPS,
+        "max_epochs": DRY_RUN_EPOCHS,
         "profile": shared["profile"],
         "pretend_t4": shared["profile"] == "full",
         "wheelhouse": shared["wheelhouse"],
@@ -696,6 +704,7 @@ def run_course(
     keep_going: bool = False,
     show_progress: bool | None = None,
     dry_run: bool = False,
+    plan_file: str | os.PathLike | None = None,
 ) -> CourseRun:
     """Run lessons headless into ``output``: executed notebooks, HTML, an ``index.html`` and a table.
 
@@ -729,6 +738,9 @@ def run_course(
         Run each lesson on the online code path against the network stand-in, at two small dataset
         scales and one step per epoch, and write its memory and time plan to ``output/plan.json``
         (:mod:`tlcourse_tools.plans`). Needs ``profile`` ("full" or "cpu").
+    plan_file : path, optional
+        Where a dry run merges its plans (default ``output/plan.json``): one object per lesson and
+        profile, so that the runs of both profiles can share one file.
 
     Returns
     -------
@@ -798,7 +810,7 @@ def run_course(
             if dry_run and row.plan:
                 from tlcourse_tools import plans
 
-                run.plan_file = plans.write_plans([row.plan], out / "plan.json")
+                run.plan_file = plans.write_plans([row.plan], plan_file or out / "plan.json")
             if interrupted:
                 run.interrupted = True
                 run.not_run = [p.stem for p in paths[position + 1 :]]

@@ -18,7 +18,7 @@
 Every download is recorded in ``network.downloads`` (and in ``Network(ledger=path)``, a JSON-lines
 file). ``Network(fail={"cats_vs_dogs": "404"})`` makes a dataset's (or a host's) download fail the way the
 real one does: ``"host-down"`` and ``"timeout"`` raise requests' ``ConnectionError`` / ``ConnectTimeout``,
-``"404"`` tfds's ``DownloadError``, ``"checksum"`` tfds's ``NonMatchingChecksumError``.
+``"404"`` tfds's ``DownloadError``, ``"checksum"`` its ``NonMatchingChecksumError``.
 
 Examples
 --------
@@ -271,7 +271,9 @@ def _raise_download_failure(kind: str, url: str, *, what: str) -> None:
 
         if kind == "404":
             raise tfds.download.DownloadError(f"Failed to get url {url}. HTTP code: 404.")
-        raise tfds.download.NonMatchingChecksumError(
+        from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+
+        raise NonMatchingChecksumError(
             f"Artifact {url}, downloaded to {tempfile.gettempdir()}/downloads/{Path(path).name}.tmp, has "
             "wrong checksum:\n* Expected: UrlInfo(size=…, checksum='…')\n* Got: UrlInfo(size=…, checksum='…')"
         )
