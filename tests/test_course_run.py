@@ -130,7 +130,7 @@ def test_papermill_injects_parameters_right_after_the_parameters_cell(tmp_path):
     assert "papermill" in executed.metadata, "papermill ran it"
 
 
-def test_parameter_names_come_from_papermills_inspection(tmp_path):
+def test_parameter_names_are_read_from_the_parameters_cell(tmp_path):
     nb = nbformat.read(str(_boom(tmp_path)), as_version=4)
     assert running.parameter_names(nb) == ["N"]
     plain = nbformat.read(str(_tiny_notebook(tmp_path / "plain.ipynb", ["x = 1"])), as_version=4)

@@ -329,16 +329,35 @@ def parse_parameters(items: Iterable[str]) -> dict[str, object]:
     return parameters
 
 
+def _assigned_names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        for target in targets:
+            names.extend(n.id for n in ast.walk(target) if isinstance(n, ast.Name) and n.id not in names)
+    return names
+
+
 def parameter_names(nb) -> list[str] | None:
     """The names the notebook's cell tagged ``parameters`` assigns (None when it has no such cell).
 
-    Read by papermill's own inspection of that cell.
+    Read from the cell's syntax tree: papermill's own inspection gives up on a line whose comment holds
+    ``=`` or parentheses, as several lessons' do.
     """
-    import papermill
-
-    if not any(c.cell_type == "code" and PARAMETERS_TAG in c.metadata.get("tags", []) for c in nb.cells):
-        return None
-    return list(papermill.inspect_notebook(nb))
+    for cell in nb.cells:
+        if cell.cell_type == "code" and PARAMETERS_TAG in cell.metadata.get("tags", []):
+            return _assigned_names(cell.source)
+    return None
 
 
 def _check_parameters(notebooks: Mapping[str, object], parameters: Mapping[str, object]) -> None:
