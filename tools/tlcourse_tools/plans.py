@@ -652,6 +652,9 @@ def start() -> Recorder | None:
     if not raw:
         return None
     config = json.loads(raw)
+    from tlcourse import env
+
+    env.quiet_tensorflow()  # TensorFlow's native start-up lines stay out of the lesson's first cells
     recorder = Recorder(config)
     recorder.install()
     return recorder
