@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile=args.profile,
         parameters=running.parse_parameters(args.parameters),
         output=Path(args.output),
-        timeout=args.timeout,
+        timeout=args.timeout or (7200 if args.dry_run else 1800),
         keep_going=args.keep_going,
         dry_run=args.dry_run,
         plan_file=args.plan,
@@ -109,7 +109,12 @@ def add_commands(sub) -> None:
         help="set a name of the lessons' `parameters` cell, e.g. -p EPOCHS=2 -p PROFILE='\"ci\"' (repeatable)",
     )
     run.add_argument("--output", default="build/course", help="where to write the results")
-    run.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default: 1800)")
+    run.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="seconds allowed per cell (default: 1800; 7200 for a dry run)",
+    )
     run.add_argument(
         "--keep-going",
         action="store_true",

@@ -4,8 +4,9 @@ A dry run (``tlcourse run --profile full --dry-run``) runs every lesson end to e
 path, with the network replaced by :mod:`tlcourse_tools.standin`, at the profile's real image sizes,
 batch sizes and precision (``full`` pretends to be a Colab T4, so ``setup()`` picks ``mixed_float16``).
 Only two things are cut: the datasets are served at a small scale, and each ``fit`` runs at most
-``steps_per_epoch`` steps an epoch (Keras's own ``keras.config.set_max_steps_per_epoch``) while every
-epoch still runs and the steps it would have taken are counted. No cell is skipped.
+``max_epochs`` epochs of ``steps_per_epoch`` steps (Keras's own ``keras.config.set_max_steps_per_epoch``;
+the History it returns is padded to the epochs asked for) while the steps it would have taken are
+counted. No cell is skipped.
 
 Each lesson runs twice, at two scales. The kernel records (:class:`Recorder`):
 

@@ -36,7 +36,7 @@ __all__ = [
 
 DRY_RUN_SCALES = (0.01, 0.02)  # the two dataset scales a dry run measures each lesson at
 DRY_RUN_STEPS = 1  # steps per epoch of every fit in a dry run
-DRY_RUN_EPOCHS = 3  # epochs at most of every fit in a dry run (its History is padded to the epochs asked for)
+DRY_RUN_EPOCHS = 2  # epochs at most of every fit in a dry run (its History is padded to the epochs asked for)
 DRY_RUN_MIN_PER_CLASS = 20  # examples per class and split at least, so that small scales keep every class
 
 
