@@ -195,6 +195,28 @@ def test_a_lesson_plan_from_two_runs():
                         "device_ram_gb_planned", "t4_minutes_planned", "downloads_mb"}  # fmt: skip
 
 
+def test_a_whole_dataset_fed_as_one_batch_grows_with_the_data_and_a_filled_batch_does_not():
+    def run(n, test_batch, whole_batch):
+        return {"work": [{"kind": "call", "model": "m", "steps": 1, "batch": test_batch, "cell": 7},
+                         {"kind": "call", "model": "m", "steps": 1, "batch": whole_batch, "cell": 9}]}  # fmt: skip
+
+    small, large = run(100, 47, 600), run(200, 64, 1200)  # chunks of 64 (47: all the small test set had)
+    batches = [batch for _, batch in plans._real_batches(small, large, 100, 200, 3000)]
+    assert batches == [64, 18000]
+
+
+def test_on_a_laptop_the_activations_count_as_host_memory():
+    small = _report(0.1, hwm=[1.0, 1.5], steps=10, pretend_t4=False)
+    large = _report(0.2, hwm=[1.0, 2.0], steps=20, pretend_t4=False)
+    for report in (small, large):
+        report["work"][0]["cell"] = 2
+    row = plans.lesson_plan("03", "cpu", small, large)
+    activations = (1e7 + 2e6) * 64 / 2**30  # kept + two largest, at the fit's batch of 64
+    on_t4 = plans.lesson_plan("03", "full", {**small, "config": {"pretend_t4": True}},
+                              {**large, "config": {"pretend_t4": True}})  # fmt: skip
+    assert row["host_ram_gb_planned"] == pytest.approx(on_t4["host_ram_gb_planned"] + activations, abs=0.02)
+
+
 def test_limits():
     row = {
         "lesson": "09",

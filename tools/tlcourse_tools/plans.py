@@ -315,10 +315,12 @@ class Recorder:
         self._depth = threading.local()
         self._cell_started = time.perf_counter()
         self._cell_device = 0.0  # bytes of activations the cell's work keeps on the accelerator
+        self._cell_number = 0  # cells run so far (the report's cells are numbered the same way)
         self.network = None
 
     # ----------------------------------------------------------------- cells
     def pre_run_cell(self, info=None) -> None:
+        self._cell_number += 1
         _reset_high_water_mark()
         self._cell_started = time.perf_counter()
         self._cell_device = 0.0
@@ -326,10 +328,9 @@ class Recorder:
 
     def post_run_cell(self, result=None) -> None:
         status = _status()
-        count = getattr(getattr(result, "execution_count", None), "__int__", lambda: None)()
         self.report["cells"].append(
             {
-                "cell": count if count is not None else len(self.report["cells"]) + 1,
+                "cell": self._cell_number,
                 "hwm_gb": status.get("VmHWM", 0) / GB,
                 "rss_gb": status.get("VmRSS", 0) / GB,
                 "start_rss_gb": getattr(self, "_cell_start_rss", 0) / GB,
@@ -392,7 +393,13 @@ class Recorder:
 
     def _record_work(self, kind: str, model, x_spec, *, steps: int, batch: int, extra=None) -> None:
         name = self._signature(model, x_spec, training=kind == "fit")
-        entry = {"kind": kind, "model": name, "steps": int(steps), "batch": int(batch)}
+        entry = {
+            "kind": kind,
+            "model": name,
+            "steps": int(steps),
+            "batch": int(batch),
+            "cell": self._cell_number,
+        }
         if kind == "fit" and getattr(model, "optimizer", None) is not None:
             entry["optimizer_bytes"] = int(sum(math.prod(v.shape) * 4 for v in model.optimizer.variables))
         entry.update(extra or {})
@@ -662,8 +669,8 @@ def start() -> Recorder | None:
 
 
 # =========================================================================== plans (in the parent)
-def decode_costs(image_size: int, *, examples: int = 12) -> dict[str, float]:
-    """Milliseconds to decode and resize one example of each dataset on this machine's CPU.
+def decode_costs(*, examples: int = 12) -> dict[str, float]:
+    """Milliseconds to decode one example of each dataset on this machine's CPU.
 
     Colab's T4 runtime decodes on its CPUs too; the plan charges every example a lesson reads.
     """
@@ -690,8 +697,7 @@ def decode_costs(image_size: int, *, examples: int = 12) -> dict[str, float]:
             times = []
             for blob in encoded:
                 started = time.perf_counter()
-                image = tf.io.decode_image(blob, channels=3, expand_animations=False)
-                tf.image.resize(image, (image_size, image_size), antialias=True).numpy()
+                tf.io.decode_image(blob, channels=3, expand_animations=False).numpy()
                 times.append((time.perf_counter() - started) * 1000)
             costs[name] = round(statistics.median(times), 2)
     return costs
@@ -752,23 +758,70 @@ def device_bytes(model: Mapping, entry: Mapping) -> float:
     return total
 
 
+def _real_batches(
+    small: Mapping, large: Mapping, xa: float, xb: float, x_real: float
+) -> list[tuple[dict, int]]:
+    """Each step of the larger run with the batch it would have at the real size.
+
+    A step is matched with the same step of the smaller run (same cell, kind, model and order). When its
+    batch grew with the data (the whole dataset as one batch), it keeps growing; when it did not, or grew
+    less (a batch size the data now fills), it stays.
+    """
+
+    def key(entry, seen):
+        k = (entry.get("cell"), entry["kind"], entry["model"])
+        seen[k] = seen.get(k, 0) + 1
+        return (*k, seen[k])
+
+    seen: dict = {}
+    before = {key(e, seen): e for e in small["work"]}
+    seen = {}
+    out = []
+    growth = xb / xa if xa else 1.0
+    for entry in large["work"]:
+        match = before.get(key(entry, seen))
+        batch = entry["batch"]
+        if match and match["batch"] and growth > 1 and batch / match["batch"] >= 0.9 * growth:
+            batch = int(round(batch * x_real / xb))
+        out.append((entry, batch))
+    return out
+
+
 def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, status: str = "ok") -> dict:
-    """The plan of one lesson and profile, from its dry runs at two scales (``small``, ``large``)."""
+    """The plan of one lesson and profile, from its dry runs at two scales (``small``, ``large``).
+
+    Host memory, cell by cell: the high-water mark less the activations of the cell's steps is
+    ``fixed + per_example × N`` through the two runs, taken at the real N; the activations are added
+    back at their real batch sizes (on a T4 they live in GPU memory instead). The largest cell is the plan.
+    """
     f = figures()
     xa, xb, x_real = _x(small), _x(large), _x_real(large)
-    # Memory: cell by cell, fixed + per-example × N, at the real N; the largest cell is the plan. On a
-    # T4 the activations of the cell's steps live on the GPU, not in the host's RAM as in this CPU run.
     on_gpu = bool(large["config"].get("pretend_t4"))
+    steps = _real_batches(small, large, xa, xb, x_real)
 
-    def host(cell) -> float:
-        if not on_gpu:
-            return cell["hwm_gb"]
-        return max(cell.get("start_rss_gb", 0.0), cell["hwm_gb"] - cell.get("activations_gb", 0.0))
+    def activations_by_cell(report, batches=None) -> dict:
+        out: dict = {}
+        pairs = batches if batches is not None else [(e, e["batch"]) for e in report["work"]]
+        for entry, batch in pairs:
+            model = report["models"].get(entry["model"], {})
+            size = activation_bytes(model, {**entry, "batch": batch}) / GB
+            out[entry.get("cell")] = max(out.get(entry.get("cell"), 0.0), size)
+        return out
+
+    acts_a, acts_b, acts_real = (
+        activations_by_cell(small),
+        activations_by_cell(large),
+        activations_by_cell(large, steps),
+    )
+
+    def base(cell, acts) -> float:
+        return max(cell.get("start_rss_gb", 0.0), cell["hwm_gb"] - acts.get(cell["cell"], 0.0))
 
     noise = 0.05  # GB: the allocator's scatter between two runs of the same cell
     planned = 0.0
     for a, b in zip(small["cells"], large["cells"], strict=False):
-        planned = max(planned, _extrapolate(host(a), host(b), xa, xb, x_real, noise=noise))
+        fixed = _extrapolate(base(a, acts_a), base(b, acts_b), xa, xb, x_real, noise=noise)
+        planned = max(planned, fixed + (0.0 if on_gpu else acts_real.get(b["cell"], 0.0)))
     measured = max((c["hwm_gb"] for c in large["cells"]), default=0.0)
 
     def seconds(report) -> dict[str, float]:
@@ -784,30 +837,23 @@ def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, st
     time_a, time_b = seconds(small), seconds(large)
     compute = _extrapolate(time_a["compute"], time_b["compute"], xa, xb, x_real)
     decode = _extrapolate(time_a["decode"], time_b["decode"], xa, xb, x_real)
-    downloads = {}
-    for entry in large.get("downloads", []):
-        downloads[entry["url"]] = entry
+    downloads = {entry["url"]: entry for entry in large.get("downloads", [])}
     download_bytes = sum(d["bytes"] for d in downloads.values())
-    prepared = set()
-    prepare = 0.0
     from tlcourse_tools import standin
 
-    for entry in downloads.values():
-        facts = standin.catalogue().get(entry["name"])
-        if entry["kind"] == "tfds" and facts is not None and entry["name"] not in prepared:
-            prepared.add(entry["name"])
-            kind = "text" if facts.feature == "text" else "image"
-            prepare += sum(facts.splits.values()) * f["prepare_ms_per_example"][kind] / 1000
+    prepare = 0.0
+    decode_ms = large["config"].get("decode_ms", {})
+    for name in {e["name"] for e in downloads.values() if e["kind"] == "tfds"}:
+        facts = standin.catalogue()[name]
+        per_example = f["prepare_ms_per_example"]["text" if facts.feature == "text" else "image"]
+        per_example += f["prepare_ms_per_example"]["decode_factor"] * decode_ms.get(name, 0.0)
+        prepare += sum(facts.splits.values()) * per_example / 1000
     download = download_bytes / 2**20 / f["download_mb_per_s"]["value"]
-
-    # Device: the largest step of each run, extrapolated like memory (a step fed the whole dataset as one
-    # batch grows with it; a fit at the profile's batch size does not).
-    def device(report) -> float:
-        return max(
-            (device_bytes(report["models"].get(e["model"], {}), e) for e in report["work"]), default=0.0
-        )
-
-    device_peak = _extrapolate(device(small), device(large), xa, xb, x_real, noise=16 * 2**20)
+    # Device: the largest step at its real batch size (a whole dataset fed as one batch grows with it).
+    device_peak = max(
+        (device_bytes(large["models"].get(e["model"], {}), {**e, "batch": batch}) for e, batch in steps),
+        default=0.0,
+    )
     factor, context = f["device_overhead_gb"]["factor"], f["device_overhead_gb"]["value"]
     device_gb = device_peak * factor / GB + context if device_peak else 0.0
     return {

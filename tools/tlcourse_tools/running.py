@@ -656,12 +656,11 @@ def _dry_run_setup(out: Path, profile: str) -> dict:
     user_cache = tl_env.cache_dir()
     lite0 = user_cache / "weights" / "efficientnet_lite0"
     lite0.mkdir(parents=True, exist_ok=True)
-    from tlcourse.env import PROFILES
     from tlcourse_tools import plans
 
     return {
         "root": root,
-        "decode_ms": plans.decode_costs(PROFILES[profile].image_size),
+        "decode_ms": plans.decode_costs(),
         "lite0": lite0,
         "wheelhouse": [str(user_cache / "downloads")],
         "standin_cache": str(root / "standin"),
