@@ -203,6 +203,8 @@ def test_a_whole_dataset_fed_as_one_batch_grows_with_the_data_and_a_filled_batch
     small, large = run(100, 47, 600), run(200, 64, 1200)  # chunks of 64 (47: all the small test set had)
     batches = [batch for _, batch in plans._real_batches(small, large, 100, 200, 3000)]
     assert batches == [64, 18000]
+    small, large = run(100, 23, 600), run(200, 47, 1200)  # chunks of 64 that neither run filled
+    assert [batch for _, batch in plans._real_batches(small, large, 100, 200, 3000)] == [47, 18000]
 
 
 def test_on_a_laptop_the_activations_count_as_host_memory():

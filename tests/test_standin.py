@@ -62,6 +62,18 @@ def test_official_splits_and_sizes():
     assert sizes["mnist"] == sizes["fashion_mnist"] == {"train": 60000, "test": 10000}
 
 
+def test_scaled_sizes_keep_every_class_and_double_with_growth():
+    small = standin.Network(scale=0.01, min_per_class=20)
+    large = standin.Network(scale=0.01, min_per_class=20, growth=2)
+    assert small.split_sizes("cats_vs_dogs") == {"train": 233}
+    assert small.split_sizes("tf_flowers") == {"train": 100}  # 37 would leave classes with a handful
+    assert large.split_sizes("tf_flowers") == {"train": 200}
+    assert large.split_sizes("beans") == {"train": 120, "validation": 120, "test": 120}
+    assert standin.Network(scale=0.6, growth=2).split_sizes("beans")["validation"] == 133, (
+        "never above the real"
+    )
+
+
 # --------------------------------------------------------------------------- splits
 @pytest.mark.parametrize(
     ("name", "spec"),

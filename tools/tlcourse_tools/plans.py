@@ -8,7 +8,7 @@ Only two things are cut: the datasets are served at a small scale, and each ``fi
 the History it returns is padded to the epochs asked for) while the steps it would have taken are
 counted. No cell is skipped.
 
-Each lesson runs twice, at two scales. The kernel records (:class:`Recorder`):
+Each lesson runs twice: at a small scale of every dataset, and at twice that. The kernel records (:class:`Recorder`):
 
 - the high-water mark of its resident memory during each cell (``VmHWM``, reset before each cell);
 - every ``data.load``: the sizes it returned, and (from :func:`standin.expected_sizes`) the sizes it
@@ -52,6 +52,7 @@ FIGURES_FILE = Path(__file__).with_name("t4_figures.json")
 GB = 1024**3
 # What each profile must fit in: Colab has ≈12.7 GB of RAM and a T4 15 GB; a laptop is given 6 GB.
 LIMITS = {"full": {"host_gb": 10.0, "device_gb": 12.0}, "cpu": {"host_gb": 6.0, "device_gb": None}}
+LARGEST_BATCH_SIZE = 512  # no lesson asks for a larger batch; a larger one is the whole data at once
 
 
 def figures() -> dict:
@@ -602,6 +603,7 @@ class Recorder:
         self.network = standin.Network(
             scale=float(self.config.get("scale", 1.0)),
             min_per_class=int(self.config.get("min_per_class", 0)),
+            growth=int(self.config.get("growth", 1)),
             fail=self.config.get("fail", {}),
             wheelhouse=self.config.get("wheelhouse", []),
             cache=self.config.get("standin_cache"),
@@ -695,10 +697,10 @@ def decode_costs(*, examples: int = 12) -> dict[str, float]:
                                                 decoders={"image": tfds.decode.SkipDecoding()})  # fmt: skip
             encoded = [x for x, _ in raw]
             times = []
-            for blob in encoded:
-                started = time.perf_counter()
+            for blob in encoded:  # CPU time, not wall time: the same on a busy machine
+                started = time.process_time()
                 tf.io.decode_image(blob, channels=3, expand_animations=False).numpy()
-                times.append((time.perf_counter() - started) * 1000)
+                times.append((time.process_time() - started) * 1000)
             costs[name] = round(statistics.median(times), 2)
     return costs
 
@@ -764,8 +766,8 @@ def _real_batches(
     """Each step of the larger run with the batch it would have at the real size.
 
     A step is matched with the same step of the smaller run (same cell, kind, model and order). When its
-    batch grew with the data (the whole dataset as one batch), it keeps growing; when it did not, or grew
-    less (a batch size the data now fills), it stays.
+    batch grew with the data and is larger than any batch size a lesson asks for (the whole dataset as one
+    batch), it keeps growing; otherwise (a batch size the data fills, or did not fill yet) it stays.
     """
 
     def key(entry, seen):
@@ -781,7 +783,8 @@ def _real_batches(
     for entry in large["work"]:
         match = before.get(key(entry, seen))
         batch = entry["batch"]
-        if match and match["batch"] and growth > 1 and batch / match["batch"] >= 0.9 * growth:
+        grew = match and match["batch"] and growth > 1 and batch / match["batch"] >= 0.9 * growth
+        if grew and batch > LARGEST_BATCH_SIZE:
             batch = int(round(batch * x_real / xb))
         out.append((entry, batch))
     return out
@@ -905,12 +908,15 @@ def within_limits(row: Mapping) -> list[str]:
 def replan(output: str | os.PathLike, *, plan_file: str | os.PathLike | None = None) -> list[dict]:
     """Plans again from the reports a dry run left in ``output/dry-run`` (after a change to the figures)."""
     folder = Path(output) / "dry-run"
+    decode_ms = decode_costs()  # measured again: the figures may have changed since the run
     rows = []
     for small_path in sorted(folder.glob("*-*-0/report.json")):
         lesson, profile = small_path.parent.name.split("-")[:2]
         large_path = small_path.parents[1] / f"{lesson}-{profile}-1" / "report.json"
         small = json.loads(small_path.read_text(encoding="utf-8"))
         large = json.loads(large_path.read_text(encoding="utf-8")) if large_path.is_file() else small
+        for report in (small, large):
+            report["config"]["decode_ms"] = decode_ms
         status = large.get("failed") or small.get("failed") or "ok"
         rows.append(lesson_plan(lesson, profile, small, large, status=status))
     if plan_file is not None:

@@ -34,7 +34,8 @@ __all__ = [
     "tidy_streams",
 ]
 
-DRY_RUN_SCALES = (0.01, 0.02)  # the two dataset scales a dry run measures each lesson at
+DRY_RUN_SCALE = 0.01  # a dry run serves 1 % of every split (at least DRY_RUN_MIN_PER_CLASS a class) ...
+DRY_RUN_GROWTH = (1, 2)  # ... then twice that: memory and steps per example come from the difference
 DRY_RUN_STEPS = 1  # steps per epoch of every fit in a dry run
 DRY_RUN_EPOCHS = 2  # epochs at most of every fit in a dry run (its History is padded to the epochs asked for)
 DRY_RUN_MIN_PER_CLASS = 20  # examples per class and split at least, so that small scales keep every class
@@ -668,7 +669,7 @@ def _dry_run_setup(out: Path, profile: str) -> dict:
     }
 
 
-def _dry_run_env(shared: dict, lesson: str, scale: float, index: int) -> tuple[dict, Path]:
+def _dry_run_env(shared: dict, lesson: str, growth: int, index: int) -> tuple[dict, Path]:
     """Environment of one dry-run kernel: online, the socket guard on, a fresh cache like a fresh VM."""
     import shutil
 
@@ -684,7 +685,8 @@ def _dry_run_env(shared: dict, lesson: str, scale: float, index: int) -> tuple[d
     report = folder / "report.json"
     config = {
         "report": str(report),
-        "scale": scale,
+        "scale": DRY_RUN_SCALE,
+        "growth": growth,
         "min_per_class": DRY_RUN_MIN_PER_CLASS,
         "steps_per_epoch": DRY_RUN_STEPS,
         "max_epochs": DRY_RUN_EPOCHS,
@@ -754,7 +756,8 @@ def run_course(
         Show a progress bar over the lessons with a cell counter (default: when stderr is a terminal).
     dry_run : bool
         Run each lesson on the online code path against the network stand-in, at two small dataset
-        scales and one step per epoch, and write its memory and time plan to ``output/plan.json``
+        sizes (1 % of every split, then twice that), at most two epochs of one step per fit, and write
+        its memory and time plan to ``output/plan.json``
         (:mod:`tlcourse_tools.plans`). Needs ``profile`` ("full" or "cpu").
     plan_file : path, optional
         Where a dry run merges its plans (default ``output/plan.json``): one object per lesson and
@@ -843,16 +846,16 @@ def run_course(
 
 
 def _dry_run_lesson(path: Path, nb, shared: dict, env: Mapping[str, str], common: dict):
-    """Two dry runs of one lesson (small and larger scale) and its plan: (row, whether Ctrl-C stopped it)."""
+    """Two dry runs of one lesson (the data at 1 %, then twice that) and its plan: (row, whether Ctrl-C stopped it)."""
     from tlcourse_tools import plans
 
     reports, rows, interrupted = [], [], False
     lesson = path.stem[:2]
-    for index, scale in enumerate(DRY_RUN_SCALES):
-        kernel_env, report = _dry_run_env(shared, lesson, scale, index)
+    for index, growth in enumerate(DRY_RUN_GROWTH):
+        kernel_env, report = _dry_run_env(shared, lesson, growth, index)
         row, interrupted = _run_lesson(
             path, nb, env={**env, **kernel_env}, kernel_arguments=DRY_RUN_KERNEL_ARGUMENTS,
-            label=f"scale {scale:g}: ", **common,
+            label=f"run {index + 1}/{len(DRY_RUN_GROWTH)}: ", **common,
         )  # fmt: skip
         rows.append(row)
         if report.is_file():

@@ -148,6 +148,8 @@ class Network:
         Fraction of every official split served (1.0: the real sizes). A dry run serves a few percent.
     min_per_class : int
         At least this many examples per class in every split (so that small scales keep every class).
+    growth : int
+        Serve this many times the (scaled, floored) split sizes: a dry run measures at growth 1 and 2.
     fail : mapping, optional
         Dataset name, preset name or host → one of :data:`FAILURES`.
     wheelhouse : iterable of paths
@@ -160,6 +162,7 @@ class Network:
 
     scale: float = 1.0
     min_per_class: int = 0
+    growth: int = 1
     fail: Mapping[str, str] = field(default_factory=dict)
     wheelhouse: Iterable[str | Path] = ()
     cache: str | Path | None = None
@@ -183,7 +186,7 @@ class Network:
         facts = catalogue()[name]
         floor = self.min_per_class * facts.num_classes
         return {
-            split: n if self.scale >= 1 else min(n, max(int(round(n * self.scale)), floor, 1))
+            split: n if self.scale >= 1 else min(n, self.growth * max(int(round(n * self.scale)), floor, 1))
             for split, n in facts.splits.items()
         }
 
