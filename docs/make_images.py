@@ -19,9 +19,9 @@ def feature_maps_chelsea(path: Path = IMG / "feature_maps_chelsea.png") -> Path:
     from tlcourse import data, models, viz
 
     model = models.imagenet_classifier("efficientnet_lite0")
-    maps = viz.feature_maps(model, data.sample_photos()["chelsea"])
+    maps = viz.feature_maps(model, data.sample_photos()["chelsea"], max_channels=8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    maps.figure.savefig(path, dpi=100, bbox_inches="tight")
+    maps.figure.savefig(path, dpi=90, bbox_inches="tight")
     return path
 
 

@@ -31,17 +31,17 @@ def test_answers_are_looked_up_in_the_callers_globals(capsys):
 
 
 def test_stub_raising_not_implemented_is_not_attempted(capsys):
-    def freeze(model):
+    def count_trainable_params(model):
         raise NotImplementedError()
 
-    assert run("00.3", capsys, freeze=freeze).status == "not_attempted"
+    assert run("00.2", capsys, count_trainable_params=count_trainable_params).status == "not_attempted"
 
 
 def test_an_exception_in_the_answer_becomes_a_hint(capsys):
-    def freeze(model):
+    def count_trainable_params(model):
         return model.layers[7]
 
-    result = run("00.3", capsys, freeze=freeze)
+    result = run("00.2", capsys, count_trainable_params=count_trainable_params)
     assert result.status == "failed"
     assert "your answer raised IndexError" in result.message
 
@@ -153,61 +153,86 @@ def test_00_2_wrong_answers(capsys, answer, hint):
 
 
 # --------------------------------------------------------------------------- 00.3
-def test_00_3_correct(capsys):
-    def freeze(model):
-        for layer in model.layers:
-            layer.trainable = False
-        return model
-
-    result = run("00.3", capsys, freeze=freeze)
-    assert result.passed and "no trainable weight" in result.message
-
-
-def _freeze_top_layer_only(model):
-    model.layers[-1].trainable = False
-    return model
-
-
-def _freeze_all_but_batchnorm(model):
-    leaves = [layer for layer in verify.walk_layers(model) if not getattr(layer, "layers", None)]
-    for layer in leaves:
-        if not isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    return model
+def _transfer(*, preprocess="rescale", frozen=True, pool="avg", activation=None, base=None):
+    """A model for 00.3 built the lesson's way, with one thing changed."""
+    if base is None:
+        base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))
+    base.trainable = not frozen
+    inputs = keras.Input((96, 96, 3))
+    scale = {"rescale": keras.layers.Rescaling(1 / 127.5, offset=-1), "unit": keras.layers.Rescaling(1 / 255)}
+    x = scale[preprocess](inputs) if preprocess in scale else inputs
+    x = base(x, training=False)
+    pooling = {"avg": keras.layers.GlobalAveragePooling2D(), "max": keras.layers.GlobalMaxPooling2D()}
+    x = pooling.get(pool, keras.layers.Flatten())(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation=activation)(x))
 
 
-def _freeze_without_return(model):
-    model.trainable = False
+def _flat_with_preprocess_input():
+    inputs = keras.Input((96, 96, 3))
+    x = keras.applications.mobilenet_v2.preprocess_input(inputs)
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_tensor=x, pooling="avg")
+    for layer in base.layers:
+        layer.trainable = False
+    return keras.Model(inputs, keras.layers.Dense(3)(base.output))
 
 
-def _freeze_a_clone(model):
-    clone = keras.models.clone_model(model)
-    clone.trainable = False
-    return clone
+@pytest.mark.parametrize("build", [_transfer, _flat_with_preprocess_input], ids=["lesson", "flat"])
+def test_00_3_correct(capsys, build):
+    result = run("00.3", capsys, transfer_model=build())
+    assert result.passed, result.message
+    assert "frozen MobileNetV2, preprocessing inside" in result.message
 
 
-def _freeze_and_reset(model):
-    model.trainable = False
-    for weight in model.weights:
-        weight.assign(np.zeros(weight.shape, dtype=weight.dtype))
-    return model
+def _packaged():
+    from tlcourse import models
+
+    base = models.backbone("mobilenet_v2", weights=None, input_shape=(96, 96, 3))
+    return keras.Sequential([keras.Input((96, 96, 3)), base, keras.layers.Dense(3)])
 
 
 @pytest.mark.parametrize(
-    ("answer", "hint"),
+    ("build", "hint"),
     [
-        (_freeze_top_layer_only, "still trainable, in layer(s) 'conv_like'"),
-        (_freeze_all_but_batchnorm, "only BatchNormalization layer(s) 'bn'"),
-        (_freeze_without_return, "returned None"),
-        (_freeze_a_clone, "returned a different model"),
-        (_freeze_and_reset, "changed the weights' values"),
+        (lambda: _transfer(frozen=False), "the base is not frozen"),
+        (lambda: _transfer(preprocess=None), "raw [0, 255] pixels"),
+        (lambda: _transfer(preprocess="unit"), "trained on [-1, 1]"),
+        (lambda: _transfer(pool="flatten"), "GlobalAveragePooling2D"),
+        (lambda: _transfer(pool="max"), "computes something else"),
+        (lambda: _transfer(activation="softmax"), "softmax"),
+        (_packaged, "tlcourse.models.backbone"),
+        (lambda: keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3)), "include_top=False"),
+        (
+            lambda: _transfer(
+                base=keras.applications.MobileNetV3Small(
+                    include_top=False, weights=None, input_shape=(96, 96, 3)
+                )
+            ),
+            "no MobileNetV2 base",
+        ),  # fmt: skip
+        (
+            lambda: dense_model(keras.layers.Flatten(), keras.layers.Dense(3), input_shape=(96, 96, 3)),
+            "no MobileNetV2",
+        ),
+        (lambda: None, "is None"),
     ],
-    ids=["top-only", "not-batchnorm", "no-return", "clone", "reset"],
+    ids=[
+        "unfrozen",
+        "no-preprocessing",
+        "unit-range",
+        "flatten",
+        "max-pool",
+        "softmax",
+        "tlcourse",
+        "top",
+        "mobilenet-v3",
+        "no-base",
+        "none",
+    ],  # fmt: skip
 )
-def test_00_3_wrong_answers(capsys, answer, hint):
-    result = run("00.3", capsys, freeze=answer)
+def test_00_3_wrong_answers(capsys, build, hint):
+    result = run("00.3", capsys, transfer_model=build())
     assert result.status == "failed"
-    assert hint in result.message
+    assert hint in result.message, result.message
 
 
 # --------------------------------------------------------------------------- reusable verifiers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pytest
 from checkrun import run
 
@@ -70,8 +71,106 @@ def test_01_1_not_attempted(capsys):
 
 
 # --------------------------------------------------------------------------- 01.2
+@pytest.fixture(scope="module")
+def resnet():
+    """One frozen ResNet50 (random weights: the check needs the network, not ImageNet's weights)."""
+    base = keras.applications.ResNet50(input_shape=(128, 128, 3), include_top=False, weights=None)
+    base.trainable = False
+    return base
+
+
+def resnet_classifier(
+    base, *, scale=keras.applications.resnet50.preprocess_input, pool=None, activation=None
+):
+    inputs = keras.Input((128, 128, 3))
+    grid = base(scale(inputs) if scale else inputs)
+    features = (pool or keras.layers.GlobalAveragePooling2D())(grid)
+    return keras.Model(inputs, keras.layers.Dense(5, activation=activation, name="head")(features))
+
+
+def test_01_2_correct(capsys, resnet):
+    result = run("01.2", capsys, classifier=resnet_classifier(resnet))
+    assert result.line == (
+        "✅ 01.2 classifier: raw RGB → ResNet50's own preprocessing → the frozen ResNet50 → pooled 2,048 features "
+        "→ a trainable Dense head → 5 logits"
+    )
+    # The older way, with the base's layers in the outer graph (input_tensor=), and max pooling pass too.
+    inputs = keras.Input((128, 128, 3))
+    flat = keras.applications.ResNet50(
+        include_top=False, weights=None, input_tensor=keras.applications.resnet50.preprocess_input(inputs)
+    )
+    for layer in flat.layers:
+        layer.trainable = False
+    pooled = keras.layers.GlobalMaxPooling2D()(flat.output)
+    assert run("01.2", capsys, classifier=keras.Model(inputs, keras.layers.Dense(5)(pooled))).passed
+
+
+def _unfrozen():
+    base = keras.applications.ResNet50(input_shape=(128, 128, 3), include_top=False, weights=None)
+    return resnet_classifier(base)
+
+
+def _with_top():
+    whole = keras.applications.ResNet50(input_shape=(128, 128, 3), weights=None)  # 1000 ImageNet scores
+    whole.trainable = False
+    inputs = keras.Input((128, 128, 3))
+    scores = whole(keras.applications.resnet50.preprocess_input(inputs))
+    return keras.Model(inputs, keras.layers.Dense(5)(scores))
+
+
+def _packaged():
+    base = models.backbone("resnet50", weights=None, input_shape=(128, 128, 3))
+    return keras.Sequential([base, keras.layers.Dense(5)])
+
+
+def _mobilenet():
+    base = keras.applications.MobileNetV2(input_shape=(128, 128, 3), include_top=False, weights=None)
+    base.trainable = False
+    return resnet_classifier(base, scale=keras.applications.mobilenet_v2.preprocess_input)
+
+
+@pytest.mark.parametrize(
+    ("make_answer", "hint"),
+    [
+        (lambda base: resnet_classifier(base, scale=lambda x: x / 127.5 - 1), "MobileNetV2's preprocessing"),
+        (lambda base: resnet_classifier(base, scale=None), "is fed the raw [0, 255] pixels"),
+        (lambda base: resnet_classifier(base, scale=keras.layers.Rescaling(1 / 255)), "scaled to [0, 1]"),
+        (
+            lambda base: resnet_classifier(base, scale=lambda x: x - np.float32([123.68, 116.779, 103.939])),
+            "not flipped to BGR",
+        ),
+        (lambda base: resnet_classifier(base, pool=keras.layers.Flatten()), "put GlobalAveragePooling2D()"),
+        (lambda base: resnet_classifier(base, activation="softmax"), "activation='softmax'"),
+        (lambda base: _unfrozen(), "should be frozen but still have trainable weights"),
+        (lambda base: _with_top(), "still has its 1000-class top"),
+        (lambda base: _packaged(), "uses the base or the preprocessing of tlcourse.models"),
+        (lambda base: _mobilenet(), "has no ResNet50 inside"),
+    ],
+    ids=[
+        "mobilenet-scaling",
+        "no-scaling",
+        "zero-one",
+        "not-bgr",
+        "flatten",
+        "softmax",
+        "base-not-frozen",
+        "top-kept",
+        "tlcourse-backbone",
+        "other-base",
+    ],
+)
+def test_01_2_wrong_answers(capsys, resnet, make_answer, hint):
+    result = run("01.2", capsys, classifier=make_answer(resnet))
+    assert result.status == "failed"
+    assert hint in result.message
+
+
+def test_01_2_not_attempted(capsys):
+    assert run("01.2", capsys).status == "not_attempted"
+
+
 def transfer_model(*, cut="gap", freeze=True, activation=None, classes=5, base_from=None):
-    """The answer of 01.2 and its variations; each call loads a fresh source model."""
+    """An answer of 01.3 before training, and its variations; each call loads a fresh source model."""
     source = base_from or models.source_model(progress=False)
     if cut is None:  # keep the whole source, old classifier included
         base = source
@@ -83,41 +182,6 @@ def transfer_model(*, cut="gap", freeze=True, activation=None, classes=5, base_f
     return keras.Model(inputs, logits)
 
 
-def test_01_2_correct(capsys):
-    result = run("01.2", capsys, model=transfer_model())
-    assert result.line == (
-        "✅ 01.2 model: the source's frozen features → a trainable Dense head (645 parameters) → 5 logits"
-    )
-    assert run("01.2", capsys, model=transfer_model(cut="features")).passed
-
-
-def _frozen_everything():
-    model = transfer_model()
-    model.trainable = False
-    return model
-
-
-@pytest.mark.parametrize(
-    ("make_answer", "hint"),
-    [
-        (lambda: transfer_model(freeze=False), "'conv1', 'conv2', 'conv3' of `model` should be frozen"),
-        (lambda: transfer_model(activation="softmax"), "activation='softmax'"),
-        (
-            lambda: transfer_model(base_from=models.small_cnn((28, 28, 3), 5)),
-            "do not hold the pretrained source weights",
-        ),
-        (lambda: transfer_model(cut=None), "still contains the source's own classifier"),
-        (_frozen_everything, "'head' of `model` should be trainable"),
-        (lambda: transfer_model(classes=10), "outputs 10 numbers per image, the task asks for 5"),
-    ],
-    ids=["base-not-frozen", "softmax", "random-base", "old-classifier-kept", "head-frozen", "ten-classes"],
-)
-def test_01_2_wrong_answers(capsys, make_answer, hint):
-    result = run("01.2", capsys, model=make_answer())
-    assert result.status == "failed"
-    assert hint in result.message
-
-
 # --------------------------------------------------------------------------- 01.3
 @pytest.fixture(scope="module")
 def target_train():
@@ -126,9 +190,9 @@ def target_train():
     return data.load("fashion_mnist", classes=[5, 6, 7, 8, 9], labels_per_class=10).arrays("train")
 
 
-def trained(target_train, *, freeze=True, loss=None, epochs=30, learning_rate=3e-2, fit=True):
+def trained(target_train, *, freeze=True, loss=None, epochs=30, learning_rate=3e-2, fit=True, **structure):
     keras.utils.set_random_seed(0)
-    model = transfer_model(freeze=freeze)
+    model = transfer_model(freeze=freeze, **structure)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -136,6 +200,14 @@ def trained(target_train, *, freeze=True, loss=None, epochs=30, learning_rate=3e
     )
     if fit:
         model.fit(*target_train, epochs=epochs, batch_size=50, verbose=0)
+    return model
+
+
+def _frozen_everything():
+    model = transfer_model()
+    model.trainable = False
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.optimizer.iterations.assign(1)  # as if fitted: the check looks at what is frozen next
     return model
 
 
@@ -158,6 +230,14 @@ def test_01_3_correct(capsys, target_train):
             "no longer the source model's: they trained along with the head",
         ),
         (lambda data: trained(data, epochs=1, learning_rate=1e-4), "accuracy on held-out data is below 0.70"),
+        (lambda data: transfer_model(activation="softmax"), "activation='softmax'"),
+        (lambda data: transfer_model(classes=10), "outputs 10 numbers per image, the task asks for 5"),
+        (lambda data: trained(data, cut=None, epochs=1), "still contains the source's own classifier"),
+        (
+            lambda data: trained(data, base_from=models.small_cnn((28, 28, 3), 5), epochs=1),
+            "do not hold the pretrained source weights",
+        ),
+        (lambda data: _frozen_everything(), "'head' of `model` should be trainable"),
     ],
     ids=[
         "not-compiled",
@@ -165,6 +245,11 @@ def test_01_3_correct(capsys, target_train):
         "loss-expects-probabilities",
         "base-trained-too",
         "too-little-training",
+        "softmax",
+        "ten-classes",
+        "old-classifier-kept",
+        "random-base",
+        "head-frozen",
     ],
 )
 def test_01_3_wrong_answers(capsys, target_train, make_answer, hint):

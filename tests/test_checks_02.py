@@ -131,3 +131,38 @@ def test_02_3_wrong_answers(capsys, blend, hint):
     result = run("02.3", capsys, blend=blend)
     assert result.status == "failed"
     assert hint in result.message
+
+
+# --------------------------------------------------------------------------- the lesson's quiz widget
+def _quiz_cell() -> dict:
+    """Run lesson 02's quiz cell (its functions, then the displayed object) and return its namespace."""
+    import ast
+    from pathlib import Path
+
+    import jupytext
+
+    source = Path(__file__).resolve().parents[1] / "sources" / "notebooks" / "02_inductive_vs_transductive.py"
+    cell = next(c.source for c in jupytext.read(source).cells if "def quiz_widget" in c.source)
+    *body, last = ast.parse(cell).body
+    namespace: dict = {}
+    exec(compile(ast.Module(body=body, type_ignores=[]), "quiz", "exec"), namespace)
+    namespace["shown"] = eval(compile(ast.Expression(last.value), "quiz", "eval"), namespace)
+    return namespace
+
+
+def test_lesson_02_quiz_displays_and_answers_with_the_installed_ipywidgets():
+    """Colab ships ipywidgets 7.7.1, JupyterLab 8: run with either on the path, the quiz must show and react."""
+    from IPython.core.formatters import DisplayFormatter
+
+    quiz = _quiz_cell()
+    bundle, _ = DisplayFormatter().format(quiz["shown"])
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == quiz["quiz"].model_id
+    assert bundle["text/plain"].startswith("Which setting?") and "5. Features" in bundle["text/plain"]
+    rows = quiz["quiz"].children
+    assert len(rows) == len(quiz["QUIZ"])
+    choice, feedback = rows[1].children[1].children
+    choice.value = "transductive"
+    assert feedback.value.startswith("✅ 2. transductive")
+    choice.value = "inductive"
+    assert feedback.value.startswith("❌ 2. not inductive")
+    assert quiz["check_quiz"]({1: "inductive", 2: "transductive"}) == 2

@@ -1,4 +1,4 @@
-"""tlcourse.data: offline paths for real, online paths through tfds.testing.mock_data."""
+"""tlcourse.data: offline paths for real; the online path through tfds' mock data, and failing downloads."""
 
 from __future__ import annotations
 
@@ -37,7 +37,11 @@ def offline_ci(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
     monkeypatch.setenv("TLCOURSE_PROFILE", "ci")
     monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path_factory.getbasetemp() / "tfds"))  # nothing prepared
+    monkeypatch.delenv("TLCOURSE_DATA_DIR", raising=False)
     monkeypatch.setattr(env, "_current", None)
+    monkeypatch.setattr(env, "_answered", {})
+    monkeypatch.setattr(data, "_FAILED", {})
 
 
 def digests(x) -> set[bytes]:
@@ -68,11 +72,31 @@ def test_fashion_mnist_from_debian_files_with_ci_caps():
     assert_disjoint(bundle)
 
 
-def test_fashion_mnist_has_no_duplicates_across_official_files():
-    x_train, _, x_test, _ = data._fashion_raw()
+def test_local_sets_hold_no_duplicates():
+    x_train, _, x_test, _ = data._fashion_raw(data._fashion_dir())
     train = digests(x_train)
-    assert len(train) == 60_000
+    assert len(train) == 60_000 and len(digests(x_test)) == 10_000
     assert not train & digests(x_test)
+    x, _ = data._digits_raw()
+    assert len(digests(x)) == len(x) == 1797
+    texts, _ = data._sentiment_rows()
+    assert len(set(texts)) == len(texts)
+
+
+def test_fashion_mnist_files_in_the_course_data_folder(monkeypatch, tmp_path):
+    """The four .gz files keras.datasets downloads, put in data_dir()/fashion-mnist, serve without Debian's."""
+    debian = data._fashion_dir()
+    folder = tmp_path / "data" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    for name in data.FASHION_FILES:
+        (folder / f"{name}-ubyte.gz").symlink_to(debian / f"{name}-ubyte.gz")
+    monkeypatch.setattr(data, "FASHION_DIR", tmp_path / "nowhere")
+    monkeypatch.setenv("TLCOURSE_DATA_DIR", str(tmp_path / "data"))
+    bundle = data.load("fashion_mnist")
+    assert bundle.source == f"files in {folder}" and bundle.sizes["train"] == 600
+    assert any(
+        row["name"] == "fashion_mnist" and row["path"] == str(folder) for row in data.cached_datasets()
+    )
 
 
 def test_uncapped_load_keeps_test_official_and_val_from_train(monkeypatch):
@@ -96,7 +120,7 @@ def test_class_split_view_and_nested_label_subsets():
     reordered = data.load("fashion_mnist", classes=[9, 5])
     assert reordered.name == "fashion_mnist[9,5]" and reordered.class_names == ["Ankle boot", "Sandal"]
     x, y = reordered.arrays("val")
-    full_x, full_y = data._fashion_raw()[:2]
+    full_x, full_y = data._fashion_raw(data._fashion_dir())[:2]
     boot = {hashlib.sha1(r.tobytes()).digest() for r in full_x[full_y == 9]}
     assert all(
         hashlib.sha1(np.ascontiguousarray(img[..., 0]).tobytes()).digest() in boot for img in x[y == 0]
@@ -187,30 +211,35 @@ def test_batches_pipeline_resizes_shuffles_and_augments():
 def test_fetch_and_cached_datasets_offline():
     assert data.fetch("digits")["source"] == "sklearn"
     assert data.fetch("fashion_mnist")["source"] == "debian:dataset-fashion-mnist"
-    with pytest.raises(OfflineError, match="offline"):
+    with pytest.raises(OfflineError, match="Cannot download 'tf_flowers' from download.tensorflow.org"):
         data.fetch("tf_flowers")
     names = {row["name"] for row in data.cached_datasets()}
     assert {"digits", "photos", "sentiment", "fashion_mnist"} <= names
 
 
-def test_missing_debian_files_explain_how_to_install(monkeypatch, tmp_path):
+def test_missing_fashion_files_explain_how_to_get_them(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "FASHION_DIR", tmp_path)
-    data._fashion_raw.cache_clear()
-    try:
-        with pytest.raises(DataError) as info:
-            data.load("fashion_mnist")
-    finally:
-        data._fashion_raw.cache_clear()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(DataError, match="Fashion-MNIST's files are missing") as info:
+        data.load("fashion_mnist")
     assert "apt-get install dataset-fashion-mnist" in info.value.hint
+    assert "keras.datasets.fashion_mnist.load_data()" in info.value.hint
+
+
+def test_data_dir_holds_tfds_data_and_the_course_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLCOURSE_DATA_DIR", str(tmp_path / "drive"))
+    assert data._builder("mnist").data_dir.startswith(str(tmp_path / "drive" / "tfds"))
+    data.load("digits_m", labels_per_class=2)
+    assert len(list((tmp_path / "drive").glob("digits_m-*.npz"))) == 1
 
 
 # --------------------------------------------------------------------------- online code path (mocked tfds)
 @pytest.fixture
 def online(monkeypatch):
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets.testing as tfds_testing  # tfds 4.9.10 does not import it with tfds
 
     monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
-    with tfds.testing.mock_data(num_examples=16):
+    with tfds_testing.mock_data(num_examples=16):
         yield
 
 
@@ -221,10 +250,11 @@ def test_tfds_image_dataset_online(online, capsys):
     x, y = bundle.arrays("train")
     assert x.shape[1:] == (32, 32, 3) and x.dtype == np.uint8 and y.dtype == np.int64
     assert bundle.sizes["train"] == len(y) <= 2 * 60
-    assert data._tfds_split_names("cats_vs_dogs", 0.1) == {
+    assert data._tfds_split_names(["train"], 0.1) == {
         "train": "train[:80%]", "val": "train[80%:90%]", "test": "train[90%:]"
     }  # fmt: skip
-    assert data._tfds_split_names("beans", 0.1)["val"] == "validation"
+    assert data._tfds_split_names(["train", "test"], 0.1)["val"] == "train[90%:]"
+    assert data._tfds_split_names(["train", "validation", "test"], 0.1)["val"] == "validation"
 
 
 def test_tfds_views_and_text_online(online):
@@ -240,11 +270,132 @@ def test_tfds_views_and_text_online(online):
 
 def test_prepared_tfds_data_is_used_offline(online, monkeypatch, capsys):
     monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
-    monkeypatch.setattr(data, "_tfds_prepared", lambda name: True)
-    monkeypatch.setattr(data, "_tfds_entry", lambda name, downloaded: {"name": name, "source": "tfds"})
+    monkeypatch.setattr(data, "_tfds_prepared", lambda name: name == "tf_flowers")
     bundle = data.load("tf_flowers", image_size=16)
     assert bundle.source == "tfds" and capsys.readouterr().out == ""
     assert data.fetch("tf_flowers")["source"] == "tfds"
+
+
+def test_download_hosts_come_from_the_tfds_builders():
+    assert data._tfds_hosts("cats_vs_dogs") == ["download.microsoft.com"]
+    assert data._tfds_hosts("imdb_reviews") == ["ai.stanford.edu:80"]
+    assert data._tfds_hosts("oxford_iiit_pet")[0].endswith("robots.ox.ac.uk")
+
+
+# --------------------------------------------------------------------------- a host is down
+def a_course():
+    return env.Course(profile="ci", budget=env.PROFILES["ci"], offline=False, colab=False, devices=[],
+                      precision="float32", strategy=None, seed=0, versions={}, lesson="zz")  # fmt: skip
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """tfds' download_and_prepare, recording its calls and raising what the test sets in ``error``."""
+    import tensorflow_datasets as tfds
+
+    calls, error = [], [None]
+
+    def download_and_prepare(builder, *args, download_dir=None, **kwargs):
+        calls.append((builder.name, download_dir))
+        raise error[0]
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download_and_prepare)
+    return calls, error
+
+
+def test_unreachable_host_falls_back_without_downloading(monkeypatch, downloads, capsys):
+    """TLCOURSE_OFFLINE unset: the dataset's own host is probed, fails, and the lesson goes on offline."""
+    calls, _ = downloads
+    probed = []
+
+    def unreachable(address, *args, **kwargs):
+        probed.append(address)
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.delenv("TLCOURSE_OFFLINE")
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    course = a_course()
+    bundle = data.load("cats_vs_dogs", image_size=32, course=course)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines == [
+        "ℹ️  tlcourse: download.microsoft.com did not answer: cats_vs_dogs → fashion_mnist stand-in "
+        "(10 classes: T-shirt/top, Trouser, Pullover, Dress, Coat, …); the lesson continues offline"
+    ]
+    assert bundle.class_names[0] == "T-shirt/top" and bundle.image_shape == (32, 32, 3)
+    assert course.offline is True and calls == []
+    assert probed == [("download.microsoft.com", 443)]
+    data.load("cats_vs_dogs", image_size=32, course=a_course())
+    assert probed == [("download.microsoft.com", 443)]  # the host's answer is kept for the session
+
+
+@pytest.mark.parametrize(
+    ("error", "why"),
+    [
+        ("connection", "no connection"),
+        ("404", "HTTP 404"),
+        ("checksum", "checksum mismatch"),
+        ("timeout", "timed out"),
+    ],
+)
+def test_failed_download_falls_back_to_the_standin(downloads, monkeypatch, capsys, error, why):
+    import requests
+    from tensorflow_datasets.core.download import download_manager
+
+    url = "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
+    calls, raised = downloads
+    raised[0] = {
+        "connection": requests.exceptions.ConnectionError(
+            "HTTPSConnectionPool(host='download.microsoft.com', port=443): Max retries exceeded "
+            "(Caused by NewConnectionError('Failed to establish a new connection: [Errno -2] Name or service not known'))"
+        ),
+        "404": __import__("tensorflow_datasets").download.DownloadError(
+            f"Failed to get url {url}. HTTP code: 404."
+        ),
+        "checksum": download_manager.NonMatchingChecksumError(
+            f"Artifact {url}, downloaded to /tmp/x, has wrong checksum"
+        ),
+        "timeout": requests.exceptions.ReadTimeout(
+            "HTTPSConnectionPool(host='download.microsoft.com'): Read timed out."
+        ),
+    }[error]
+    course = a_course()
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")  # forced online: no probe, the download itself fails
+    bundle = data.load("cats_vs_dogs_m", course=course)
+    again = data.load("cats_vs_dogs")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == (
+        f"ℹ️  tlcourse: download.microsoft.com failed ({why}): cats_vs_dogs_m → fashion_mnist_m stand-in "
+        "(10 classes: T-shirt/top, Trouser, Pullover, Dress, Coat, …); the lesson continues offline"
+    )
+    assert bundle.name == "fashion_mnist_m" and again.name == "fashion_mnist"
+    assert course.offline is True and calls == [("cats_vs_dogs", None)]  # a failed download is not retried
+
+
+def test_with_a_data_dir_the_archives_stay_on_the_local_disk(downloads, monkeypatch, tmp_path, capsys):
+    calls, raised = downloads
+    raised[0] = TimeoutError("timed out")
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    monkeypatch.setenv("TLCOURSE_DATA_DIR", str(tmp_path / "drive"))
+    data.load("tf_flowers", image_size=32)
+    assert calls == [("tf_flowers", str(env.cache_dir("downloads")))]
+    assert (
+        "download.tensorflow.org failed (timed out): tf_flowers → fashion_mnist stand-in"
+        in capsys.readouterr().out
+    )
+
+
+def test_fetch_says_which_host_failed(downloads, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    _, raised = downloads
+    raised[0] = tfds.download.DownloadError(
+        "Failed to get url http://ai.stanford.edu/x.tar.gz. HTTP code: 503."
+    )
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    with pytest.raises(
+        DataError, match=r"Downloading 'imdb_reviews' from ai.stanford.edu failed \(HTTP 503\)"
+    ):
+        data.fetch("imdb_reviews")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -268,48 +419,3 @@ def test_bad_options_raise_data_errors_with_hints(options, message):
     with pytest.raises(DataError, match=message) as info:
         data.load("fashion_mnist", **options)
     assert info.value.hint
-
-
-# --------------------------------------------------------------------------- load_folder
-def make_folder(root, classes=("ants", "bees"), per_class=5):
-    from PIL import Image
-
-    for c, name in enumerate(classes):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = np.full((20 + i, 24, 3), 30 * c + 10 * i, np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i}.png")
-    return root
-
-
-def test_load_folder_skips_and_counts_corrupt_and_non_images(tmp_path, capsys):
-    root = make_folder(tmp_path / "insects")
-    (root / "ants" / "broken.jpg").write_bytes(b"\xff\xd8\xff this is not a jpeg")
-    (root / "bees" / "notes.txt").write_text("not an image")
-    bundle = data.load_folder(root, image_size=32, val_fraction=0.2)
-    assert "skipped 1 corrupt image(s) and 1 non-image file(s)" in capsys.readouterr().out
-    assert bundle.skipped == {
-        "not an image": [str(root / "bees" / "notes.txt")],
-        "corrupt": [str(root / "ants" / "broken.jpg")],
-    }
-    assert bundle.class_names == ["ants", "bees"] and bundle.source == "folder"
-    assert sum(bundle.sizes.values()) == 10
-    x, y = bundle.arrays("train")
-    assert x.shape[1:] == (32, 32, 3) and x.dtype == np.uint8
-    assert_disjoint(bundle)
-
-
-def test_load_folder_errors(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
-        data.load_folder(tmp_path / "nowhere")
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    (flat / "a.png").write_bytes(b"")
-    with pytest.raises(DataError, match="no class sub-folders") as info:
-        data.load_folder(flat)
-    assert "sub-folder" in info.value.hint
-    root = make_folder(tmp_path / "pets", classes=("cats", "dogs"))
-    (root / "empty").mkdir()
-    with pytest.raises(DataError, match="no readable image") as info:
-        data.load_folder(root)
-    assert "empty" in str(info.value)

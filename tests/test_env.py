@@ -88,11 +88,16 @@ def test_old_tensorflow_is_refused(monkeypatch):
 
 def test_forced_offline_makes_no_network_attempt(monkeypatch):
     attempts = []
-    monkeypatch.setattr(env, "_probe_network", lambda *a, **k: attempts.append(1) or True)
+    monkeypatch.setattr(env, "_answers", lambda *a, **k: attempts.append(a) or True)
+    monkeypatch.setattr(env, "_answered", {})
     monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
     assert env.is_offline(refresh=True) is True
+    assert env.unreachable(["download.microsoft.com", "ai.stanford.edu:80"]) == [
+        "download.microsoft.com", "ai.stanford.edu:80"
+    ]  # fmt: skip
     monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
     assert env.is_offline(refresh=True) is False
+    assert env.unreachable(["download.microsoft.com"]) == []
     assert attempts == []
 
 
@@ -108,28 +113,62 @@ def test_socket_guard_blocks_remote_and_allows_loopback():
     server.close()
 
 
-def test_probe_is_quick_and_cached(monkeypatch):
+def test_probe_is_quick_parallel_and_cached_per_host(monkeypatch):
     monkeypatch.delenv("TLCOURSE_OFFLINE", raising=False)
+    monkeypatch.setattr(env, "_answered", {})
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    reachable = server.getsockname()
+    server.listen(4)
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
-    unreachable = closed.getsockname()
+    up, down = (f"127.0.0.1:{s.getsockname()[1]}" for s in (server, closed))
     closed.close()
-    assert env._probe_network([reachable]) is True
-    start = time.monotonic()
-    assert env._probe_network([unreachable, unreachable]) is False
-    assert time.monotonic() - start <= env.PROBE_TIMEOUT + 0.5
-    monkeypatch.setattr(env, "PROBE_HOSTS", (unreachable,))
-    monkeypatch.setattr(env, "_probe_network", lambda hosts=(unreachable,), timeout=1.5: False)
-    assert env.is_offline(refresh=True) is True
-    calls = []
-    monkeypatch.setattr(env, "_probe_network", lambda *a, **k: calls.append(1) or False)
-    assert env.is_offline() is True  # cached: no new probe
-    assert calls == []
+    assert env.unreachable([up, down]) == [down]
     server.close()
+
+    real = env._answers
+    calls = []
+
+    def slow(host, timeout):  # a host whose DNS or SYN hangs: the probe must not wait for it
+        calls.append(host)
+        if host == "slow.example":
+            time.sleep(5)
+            return False
+        return real(host, timeout)
+
+    monkeypatch.setattr(env, "_answers", slow)
+    start = time.monotonic()
+    assert env.unreachable(["slow.example", up, down]) == ["slow.example", down]
+    assert time.monotonic() - start <= 2.0  # the decision takes at most PROBE_TIMEOUT (1.5 s)
+    assert calls == ["slow.example"]  # up and down were answered before: not probed again
+
+
+def test_report_says_the_online_decision_in_one_line(monkeypatch):
+    monkeypatch.setattr(env, "_answered", {})
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
+    assert env._network_line(True) == "offline (TLCOURSE_OFFLINE=1)"
+    monkeypatch.delenv("TLCOURSE_OFFLINE")
+    monkeypatch.setattr(env, "_answers", lambda host, timeout: False)
+    assert env.is_offline(refresh=True) is True
+    assert env._network_line(True).startswith("offline (storage.googleapis.com did not answer")
+    assert env._network_line(False) == "online (each dataset's host is checked on first use)"
+    monkeypatch.setattr(env, "_answered", {"storage.googleapis.com": True})
+    assert env._network_line(True).startswith(
+        "offline (a download failed"
+    )  # a data fallback turned it offline
+
+
+def test_data_dir_is_one_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLCOURSE_DATA_DIR", "")  # unset; restored after setup() sets it
+    assert env.data_dir() == env.cache_dir("data")
+    course = env.setup("zz", verbose=False, data_dir=tmp_path / "drive")
+    assert env.data_dir() == tmp_path / "drive" and (tmp_path / "drive").is_dir()
+    assert f"datasets {tmp_path / 'drive'}" in course.report()
+    monkeypatch.setenv("TLCOURSE_DATA_DIR", "/content/drive/MyDrive/tlcourse")
+    if not os.path.isdir("/content/drive/MyDrive"):
+        with pytest.raises(ConfigError, match="not mounted") as info:
+            env.data_dir()
+        assert "drive.mount" in info.value.hint
 
 
 def test_setup_reports_and_records(tmp_path, monkeypatch, capsys):
@@ -195,10 +234,13 @@ def test_mirrored_strategy_over_two_logical_cpus():
     assert "MirroredStrategy 2" in out.stdout
 
 
-def test_setup_keeps_tensorflows_native_log_lines_out_of_the_first_cell():
+@pytest.mark.parametrize("profile", ["ci", "cpu"])
+def test_setup_keeps_tensorflows_native_log_lines_out_of_the_first_cell(profile):
     # TensorFlow 2.20+ writes "oneDNN custom operations are on" and the like to file descriptor 2
-    # before absl is initialised; in a notebook that is red text under the set-up cell.
-    code = "import tlcourse; tlcourse.setup('00', profile='ci', verbose=False); print('done')"
+    # before absl is initialised; in a notebook that is red text under the set-up cell. The lessons
+    # import Keras after setup(), as here.
+    code = (f"import tlcourse; tlcourse.setup('00', profile={profile!r}, verbose=False); "
+            "import keras, tensorflow; keras.ops.ones(2); print('done')")  # fmt: skip
     environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ)
     assert quiet.returncode == 0, quiet.stderr

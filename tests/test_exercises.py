@@ -62,7 +62,14 @@ def test_progress_counts_passed_checks_per_notebook(tmp_path):
         "model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),"
         " keras.layers.Dense(10, activation='softmax')])",
     )
-    _answer(exercise, "answer-00-3", "def freeze(model):\n    model.trainable = False\n    return model")
+    _answer(
+        exercise,
+        "answer-00-3",
+        "base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))\n"
+        "base.trainable = False\ninputs = keras.Input((96, 96, 3))\n"
+        "x = keras.layers.GlobalAveragePooling2D()(base(keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)))\n"
+        "transfer_model = keras.Model(inputs, keras.layers.Dense(3)(x))",
+    )
     nbformat.write(exercise, str(tmp_path / "00_welcome.ipynb"))
 
     result = exercise_progress.progress([tmp_path / "00_welcome.ipynb"], env=authoring.TEST_ENV, timeout=600)

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from tlcourse import _pypi_weights as pypi
 from tlcourse import models
 from tlcourse.errors import DataError, ModelError, OfflineError
 
@@ -47,16 +48,14 @@ def test_lite0_names_the_sample_photos(lite0_classifier, photos):
 
 @needs_lite0
 def test_lite0_conversion_matches_the_pytorch_file():
-    from tlcourse._torchfile import load_state_dict
-
-    found = models._find_package_file(models._LITE0_PACKAGE, f"models/{models._LITE0_PTH}")
-    if found is None:
-        pytest.skip("the PyPI wheel is not cached (only the converted model is)")
     import io
 
-    state = load_state_dict(io.BytesIO(models._read_member(found, f"models/{models._LITE0_PTH}")))
+    found = pypi.find_package(pypi.LITE0, pypi.LITE0_PTH)
+    if found is None:
+        pytest.skip("the PyPI wheel is not cached (only the converted model is)")
+    state = pypi.load_state_dict(io.BytesIO(pypi.read_member(found, pypi.LITE0_PTH)))
     assert len(state) == 296
-    timm = models._lite0_timm_tensors(state)
+    timm = pypi.lite0_timm_tensors(state)
     assert len(timm) == 296 - 49  # every tensor but the num_batches_tracked counters
     assert {
         "conv_stem.weight",
@@ -92,7 +91,7 @@ def test_lite0_is_not_fetched_again_when_cached():
 def test_lite0_without_any_weights_fails_at_once_when_forced_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path))
     monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
-    monkeypatch.setattr(models, "_find_package_file", lambda package, member: None)  # not installed either
+    monkeypatch.setattr(pypi, "find_package", lambda package, member: None)  # not installed either
     started = time.perf_counter()
     with pytest.raises(OfflineError, match="TLCOURSE_OFFLINE=1") as err:
         models.backbone("efficientnet_lite0")
@@ -114,6 +113,31 @@ def test_keras_applications_offline_fail_at_once_and_name_the_alternative(monkey
         models.fetch("vgg16")
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Exception("URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/x.h5: 404 -- Not Found"),
+        Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- [Errno -3] Temporary failure in name resolution"),
+        ValueError("Incomplete or corrupted file detected. The sha256 file hash does not match the provided value."),
+    ],
+)  # fmt: skip
+def test_a_failed_weight_download_online_is_one_clear_error(monkeypatch, tmp_path, failure):
+    from keras.src.utils import file_utils  # where keras.applications downloads (Keras 3.15)
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(file_utils, "get_file", fail)
+    with pytest.raises(OfflineError) as err:
+        models.backbone("mobilenet_v2", input_shape=(96, 96, 3))
+    message = str(err.value)
+    assert "'mobilenet_v2'" in message and "storage.googleapis.com" in message
+    assert str(failure).splitlines()[0][-40:] in message and "TLCOURSE_OFFLINE=1" in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
 def test_keras_weights_already_downloaded_count_as_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     assert models.cached_assets()["vgg16"] is None
@@ -124,9 +148,42 @@ def test_keras_weights_already_downloaded_count_as_offline(monkeypatch, tmp_path
 
 
 # --------------------------------------------------------------------------- bases and preprocessing
+def _fake_keras_weights(directory, file, model):
+    """A weight file where Keras keeps downloads, written by a weights=None model (no network needed)."""
+    (directory / "models").mkdir(exist_ok=True)
+    model.save(directory / "models" / file)  # a legacy .h5 file, as keras.applications downloads them
+    return model
+
+
+def test_mobilenet_v2_offline_loads_the_weights_of_its_input_size(monkeypatch, tmp_path):
+    """MobileNetV2 has one weight file per input size; given only an input tensor, Keras picks the 224-px
+    file at every size, so at 160 px tlcourse used to look for one file while Keras wanted another."""
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    keras.utils.set_random_seed(3)
+    reference = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(160, 160, 3))
+    _fake_keras_weights(
+        tmp_path, "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5", reference
+    )
+    base = models.backbone("mobilenet_v2", input_shape=(160, 160, 3))
+    for name in ("Conv1", "block_16_project", "Conv_1_bn"):
+        for mine, theirs in zip(base.get_layer(name).weights, reference.get_layer(name).weights, strict=True):
+            np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    assert not models.base_info("mobilenet_v2").offline  # the 224-px file, the default, is not here
+    for size in (224, 150):  # 150 px has no file of its own: keras.applications falls back to 224
+        with pytest.raises(OfflineError, match="tlcourse fetch mobilenet_v2"):
+            models.backbone("mobilenet_v2", input_shape=(size, size, 3))
+
+
+def test_imagenet_head_sizes_are_checked():
+    with pytest.raises(ModelError, match="takes 299 px, not 224") as err:
+        models.imagenet_classifier("xception", image_size=224)
+    assert "image_size=299" in str(err.value)
+
+
 def test_catalog_knows_sizes_and_preprocessing():
     bases = {b.name: b for b in models.catalog()}
-    assert set(models.BASES) == set(bases) and len(bases) == 8
+    assert len(bases) == 8 and {"efficientnet_lite0", "mobilenet_v2", "xception"} <= set(bases)
     assert (bases["inception_v3"].input_size, bases["inception_v3"].min_size) == (299, 75)
     assert "caffe" in bases["resnet50"].preprocessing and "127.5" in bases["mobilenet_v2"].preprocessing
     table = repr(models.catalog())
@@ -280,6 +337,27 @@ def test_minilm_puts_paraphrases_closer_than_unrelated_sentences():
     print(f"MiniLM cosine: paraphrase {paraphrase:.3f}, unrelated {unrelated:.3f}")
     assert encoder.dim == 384 and np.allclose([a @ a, c @ c], 1.0, atol=1e-5)
     assert paraphrase > 0.6 and paraphrase > unrelated + 0.4
+
+
+@needs_minilm
+def test_minilm_is_stored_under_the_names_keras_hub_before_0_30_reads():
+    """keras-hub 0.21 and 0.26 (what Colab ships) read BERT as `bert.…` with LayerNorm gamma/beta; the
+    checkpoint has neither, and loading it there failed with `SafetensorError ... bert.embeddings...`."""
+    from safetensors import safe_open
+
+    folder = models.fetch("minilm", progress=False)["minilm"]
+    with safe_open(str(folder / "model.safetensors"), framework="np") as file:
+        names = set(file.keys())
+    per_layer = [f"attention.self.{p}.{w}" for p in ("query", "key", "value") for w in ("weight", "bias")]
+    per_layer += ["attention.output.dense.weight", "attention.output.dense.bias", "intermediate.dense.weight",
+                  "intermediate.dense.bias", "output.dense.weight", "output.dense.bias"]  # fmt: skip
+    per_layer += [f"{p}LayerNorm.{w}" for p in ("attention.output.", "output.") for w in ("gamma", "beta")]
+    read_by_keras_hub_0_21 = {f"bert.encoder.layer.{i}.{name}" for i in range(6) for name in per_layer} | {
+        f"bert.embeddings.{name}" for name in ("word_embeddings.weight", "position_embeddings.weight",
+                                               "token_type_embeddings.weight", "LayerNorm.gamma", "LayerNorm.beta")
+    } | {"bert.pooler.dense.weight", "bert.pooler.dense.bias"}  # fmt: skip
+    assert read_by_keras_hub_0_21 <= names
+    assert all(name.startswith("bert.") and not name.endswith("LayerNorm.weight") for name in names)
 
 
 def test_online_text_presets_fail_at_once_offline(monkeypatch):

@@ -131,3 +131,21 @@ def test_course_at_a_glance_states_each_lessons_own_time():
             f"README's 'Course at a glance' gives lesson {source.stem[:2]} {rows.get(source.stem[:2])} min, "
             f"the lesson says {stated.group(1)} min"
         )
+
+
+_TENSORFLOW_IMPORTS = re.compile(r"^(import|from) (keras|tensorflow|tensorflow_datasets|keras_hub)\b", re.M)
+
+
+@pytest.mark.parametrize(
+    "source", sorted(ROOT.glob("sources/*/[0-9][0-9]_*.py")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_lessons_call_setup_before_importing_keras(source):
+    """``import keras`` before ``tlcourse.setup()`` lets TensorFlow's native start-up logs into the first
+    cell (three red stderr blocks in the cpu profile); setup() must come first."""
+    text = source.read_text()
+    setup = text.find("tlcourse.setup(")
+    first = _TENSORFLOW_IMPORTS.search(text)
+    assert setup != -1, f"{source.name} never calls tlcourse.setup()"
+    assert first is None or first.start() > setup, (
+        f"{source.name}:{text.count(chr(10), 0, first.start()) + 1} imports {first.group(2)} before tlcourse.setup()"
+    )

@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +31,18 @@ __all__ = [
     "choose_profile",
     "choose_strategy",
     "current",
+    "data_dir",
     "last_setup",
     "is_offline",
     "say",
     "setup",
+    "unreachable",
 ]
 
 MIN_TENSORFLOW = (2, 16)
-PROBE_HOSTS = (("storage.googleapis.com", 443), ("huggingface.co", 443))
-PROBE_TIMEOUT = 1.5  # seconds for the whole probe; the issue allows 2
+# Where the ImageNet weights (keras.applications) and tensorflow-datasets' mirror live.
+PROBE_HOSTS = ("storage.googleapis.com",)
+PROBE_TIMEOUT = 1.5  # seconds for one decision, all hosts probed in parallel (the goal is ≤ 2 s)
 
 
 # --------------------------------------------------------------------------- budgets
@@ -128,21 +132,75 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
-_probe_result: bool | None = None
+def data_dir() -> Path:
+    """The folder where datasets are kept, created if needed.
+
+    ``TLCOURSE_DATA_DIR`` (or ``setup(data_dir=...)``) names it, e.g. a folder on a mounted Google
+    Drive so that downloads outlive a Colab session; the default is ``cache_dir("data")``.
+    tensorflow-datasets keeps its data in the ``tfds`` sub-folder of a folder named this way.
+    """
+    raw = os.environ.get("TLCOURSE_DATA_DIR", "").strip()
+    if not raw:
+        return cache_dir("data")
+    path = Path(raw).expanduser()
+    if path.is_relative_to("/content/drive") and not Path("/content/drive/MyDrive").is_dir():
+        raise ConfigError(
+            f"TLCOURSE_DATA_DIR={raw!r} is on Google Drive, which is not mounted.",
+            hint='Run `from google.colab import drive; drive.mount("/content/drive")` first.',
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def _probe_network(hosts=PROBE_HOSTS, timeout: float = PROBE_TIMEOUT) -> bool:
+_data_dir = data_dir  # setup() has a parameter of that name
+
+
+# --------------------------------------------------------------------------- online or offline
+_answered: dict[str, bool] = {}  # "host" or "host:port" -> whether it answered, once per session
+
+
+def forced_offline() -> bool | None:
+    """What ``TLCOURSE_OFFLINE`` forces: True (offline), False (online), None (unset: probe)."""
+    return _env_flag("TLCOURSE_OFFLINE") if os.environ.get("TLCOURSE_OFFLINE", "").strip() else None
+
+
+def _answers(host: str, timeout: float) -> bool:
+    name, _, port = host.partition(":")
+    try:
+        with socket.create_connection((name, int(port or 443)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def unreachable(hosts, *, timeout: float = PROBE_TIMEOUT) -> list[str]:
+    """The hosts (``"name"`` for port 443, or ``"name:port"``) that do not answer a TCP connection.
+
+    Each host is probed once per session, all in parallel, within ``timeout`` seconds together.
+    ``TLCOURSE_OFFLINE=1`` makes every host unreachable and ``TLCOURSE_OFFLINE=0`` none, without
+    any network call.
+
+    Examples
+    --------
+    >>> unreachable([])
+    []
+    """
+    hosts = list(dict.fromkeys(hosts))
+    forced = forced_offline()
+    if forced is not None:
+        return hosts if forced else []
+    new = [h for h in hosts if h not in _answered]
+    found: dict[str, bool] = {}
+    threads = [
+        threading.Thread(target=lambda h=h: found.update({h: _answers(h, timeout)}), daemon=True) for h in new
+    ]
     deadline = time.monotonic() + timeout
-    for host, port in hosts:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        try:
-            with socket.create_connection((host, port), timeout=left):
-                return True
-        except OSError:
-            continue
-    return False
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    _answered.update({h: found.get(h, False) for h in new})
+    return [h for h in hosts if not _answered[h]]
 
 
 class NetworkAttemptError(ConfigError):
@@ -193,15 +251,26 @@ def is_offline(*, refresh: bool = False) -> bool:
     """Whether tlcourse should use its offline stand-ins.
 
     ``TLCOURSE_OFFLINE=1`` forces offline and guarantees no network attempt;
-    ``TLCOURSE_OFFLINE=0`` forces online. Otherwise a quick probe (≤ 2 s) decides,
-    once per process.
+    ``TLCOURSE_OFFLINE=0`` forces online. Otherwise offline when none of ``PROBE_HOSTS``
+    (where the ImageNet weights and tensorflow-datasets' mirror live) answers within
+    ``PROBE_TIMEOUT`` seconds; the answer is kept for the session (``refresh=True`` asks again).
+    Each dataset's own download host is checked when the dataset is first loaded.
     """
-    global _probe_result
-    if "TLCOURSE_OFFLINE" in os.environ and os.environ["TLCOURSE_OFFLINE"].strip():
-        return _env_flag("TLCOURSE_OFFLINE")
-    if _probe_result is None or refresh:
-        _probe_result = not _probe_network()
-    return _probe_result
+    if refresh:
+        for host in PROBE_HOSTS:
+            _answered.pop(host, None)
+    return len(unreachable(PROBE_HOSTS)) == len(PROBE_HOSTS)
+
+
+def _network_line(offline: bool) -> str:
+    forced = forced_offline()
+    if forced is not None:
+        return f"{'offline' if forced else 'online'} (TLCOURSE_OFFLINE={int(forced)})"
+    if offline and all(_answered.get(host) is False for host in PROBE_HOSTS):
+        return f"offline ({', '.join(PROBE_HOSTS)} did not answer: stand-ins from installed packages)"
+    if offline:
+        return "offline (a download failed: stand-ins from installed packages)"
+    return "online (each dataset's host is checked on first use)"
 
 
 # --------------------------------------------------------------------------- devices
@@ -444,7 +513,7 @@ class Course:
 
     def report(self) -> str:
         strategy = type(self.strategy).__name__
-        mode = "offline (stand-ins from installed packages)" if self.offline else "online"
+        datasets = f"  ·  datasets {data_dir()}" if os.environ.get("TLCOURSE_DATA_DIR", "").strip() else ""
         b = self.budget
         lines = [
             f"tlcourse {_package_version()}  ·  Python {self.versions['python']}"
@@ -454,7 +523,7 @@ class Course:
             f"{'s' if self.replicas != 1 else ''})",
             f"profile   {self.profile}: images {b.image_size}px, ≤{b.train_per_class or 'all'} train/class,"
             f" {b.epochs}+{b.fine_tune_epochs} epochs, batch {b.batch_size}, seeds {list(b.seeds)}",
-            f"data      {mode}  ·  cache {cache_dir()}",
+            f"data      {_network_line(self.offline)}{datasets}  ·  cache {cache_dir()}",
         ]
         return "\n".join(lines)
 
@@ -533,6 +602,7 @@ def setup(
     deterministic: bool = False,
     verbose: bool = True,
     devices: list[DeviceInfo] | None = None,
+    data_dir: str | os.PathLike | None = None,
 ) -> Course:
     """Prepare TensorFlow for a lesson and return the :class:`Course`.
 
@@ -552,6 +622,9 @@ def setup(
         Print the one-screen report.
     devices : list of DeviceInfo, optional
         Use these instead of detecting (for tests and what-ifs).
+    data_dir : str or path, optional
+        Keep datasets (tensorflow-datasets' downloads included) in this folder, e.g. on a mounted
+        Google Drive; sets ``TLCOURSE_DATA_DIR`` for the session.
 
     Examples
     --------
@@ -566,6 +639,9 @@ def setup(
     import tensorflow as tf
 
     seed = _env_int("TLCOURSE_SEED", 42) if seed is None else seed
+    if data_dir is not None:
+        os.environ["TLCOURSE_DATA_DIR"] = str(Path(data_dir).expanduser())
+        _data_dir()  # a folder that cannot be used fails here, with its fix
     offline = is_offline()
     devices = devices if devices is not None else detect_devices()
     for gpu in tf.config.list_physical_devices("GPU"):

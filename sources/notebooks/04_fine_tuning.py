@@ -371,9 +371,7 @@ print(f"BN drift with BN trainable: mean {drift_trainable.mean():.4f}, max {drif
 history = tlcourse.train.History.concatenate(
     [head_history, ft_history], stages=["stage 1: head", "stage 2: top layers"]
 )
-tlcourse.viz.history(
-    history, stage_boundaries=history.stage_boundaries[1:], stage_names=["head", "fine-tune"]
-)
+tlcourse.viz.history(history, stage_names=["head", "fine-tune"])
 
 # %% [markdown]
 # The head's curves flatten long before stage 1 ends: feature extraction has got what it can from fixed

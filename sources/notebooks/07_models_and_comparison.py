@@ -15,7 +15,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tlcourse/tlcourse/blob/main/notebooks/07_models_and_comparison.ipynb)
 #
-# **Time:** about 35 minutes (the comparison in section 5 takes 1–10 minutes depending on your machine).
+# **Time:** about 35 minutes; the comparison in section 5 takes the longest, and prints its CPU time.
 #
 # **You will learn:**
 # - what distinguishes the popular pretrained bases (VGG, ResNet, Inception, Xception, MobileNet, EfficientNet):
@@ -41,30 +41,32 @@ if "google.colab" in sys.modules:  # Colab: install the course package first
 PROFILE = None  # "full", "cpu" or "ci"; None lets setup() decide
 BASES_TO_TIME = None  # names of bases to time in section 2; None = all (the ci profile: the two smallest)
 FRACTIONS = None  # training-data fractions of section 5; None = (0.1, 1.0) offline, (0.05, 0.25) online
-EPOCHS = None  # training epochs per run in section 5; None = 3 × the budget's epochs offline, the budget's online
+EPOCHS = (
+    None  # training epochs per run in section 5; None = 3 × the budget's epochs offline, the budget's online
+)
 
 # %%
+import tlcourse
+
+course = tlcourse.setup("07", profile=PROFILE)  # first: it quiets TensorFlow's start-up logs
+
 import time
 
 import keras
 import numpy as np
 
-import tlcourse
-
-course = tlcourse.setup("07", profile=PROFILE)
 budget = course.budget
 lesson_started = time.process_time()
 
 # %% [markdown]
 # ## 1. The catalogue of popular bases
 #
-# `keras.applications` ships about forty ImageNet networks; a handful of them cover most uses. The slide deck
+# `keras.applications` ships a few dozen ImageNet networks; a handful of them cover most uses. The slide deck
 # this course grew from lists them with one line each — VGG16/19 for "learning, baselines", ResNet as
 # "general-purpose, stable", InceptionV3 for "multi-scale features", Xception as an "efficient deep CNN", and
 # MobileNet for "mobile, lightweight" models — and one of its tutorials calls VGG16 "a small CNN". That last
-# one is wrong: with its ImageNet head VGG16 has 138 million parameters, five times more than any other network
-# below (its convolutional part alone has 14.7 M). It was a landmark in 2014 because it was simple (only 3×3
-# convolutions), not because it was small.
+# one is wrong, as the cell after the catalogue shows: VGG16 was a landmark in 2014 because it was simple (only
+# 3×3 convolutions), not because it was small.
 #
 # `tlcourse.models.catalog()` lists the bases `tlcourse.models.backbone(name)` can build, with what you need
 # to know before using one:
@@ -80,6 +82,20 @@ lesson_started = time.process_time()
 # %%
 catalogue = tlcourse.models.catalog()
 catalogue
+
+# %%
+# With their ImageNet heads. VGG16's is Flatten (7×7×512 values) → Dense 4096 → Dense 4096 → Dense 1000; the
+# others pool their feature maps and have one Dense 1000 (MobileNetV3 adds a small 1×1 convolution first).
+params = {info.name: info.params for info in catalogue}  # without the head
+vgg16_head = (7 * 7 * 512 + 1) * 4096 + (4096 + 1) * 4096 + (4096 + 1) * 1000
+with_head = {info.name: info.params + (info.feature_dim + 1) * 1000 for info in catalogue}
+with_head["vgg16"] = params["vgg16"] + vgg16_head
+runner_up = max((name for name in with_head if name != "vgg16"), key=with_head.get)
+print(f"VGG16 with its head: {with_head['vgg16'] / 1e6:.1f} M parameters, {vgg16_head / 1e6:.1f} M of them in the "
+      f"head (keras.io lists 138.4 M)")  # fmt: skip
+print(f"the next largest, {runner_up}: {with_head[runner_up] / 1e6:.1f} M → VGG16 is "
+      f"{with_head['vgg16'] / with_head[runner_up]:.1f}× larger")  # fmt: skip
+course.record("with_head_millions", {name: round(value / 1e6, 2) for name, value in with_head.items()})
 
 # %% [markdown]
 # > ⚠️ **Pitfall — mixing up preprocessing.** VGG16 and ResNet50 expect "caffe" preprocessing (BGR channel
@@ -103,7 +119,9 @@ SPEED_BATCH = 8
 def images_per_second(name, *, image_size, batch_size=SPEED_BATCH, repeats=3):
     """Forward-pass throughput of one base: (images per wall-clock second, CPU ms per image)."""
     base = tlcourse.models.backbone(name, weights=None, input_shape=(image_size, image_size, 3))
-    images = np.random.default_rng(0).integers(0, 256, (batch_size, image_size, image_size, 3)).astype("float32")
+    images = (
+        np.random.default_rng(0).integers(0, 256, (batch_size, image_size, image_size, 3)).astype("float32")
+    )
     base.predict_on_batch(images)  # warm-up: builds and traces the forward pass
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
@@ -122,7 +140,11 @@ speed = {}
 for name in BASES_TO_TIME:
     speed[name] = images_per_second(name, image_size=image_size)
     print(f"{name:<20} {speed[name][0]:7.1f} images/s   {speed[name][1]:6.1f} CPU ms per image")
-print(f"(batch {SPEED_BATCH}, {image_size}×{image_size} px, float32, {course.device})")
+policy = keras.config.dtype_policy()  # what setup() chose: float32 on a CPU, mixed_float16 on a recent GPU
+print(f"(batch {SPEED_BATCH}, {image_size}×{image_size} px, computing in {policy.compute_dtype} with "
+      f"{policy.variable_dtype} weights, {course.device})")  # fmt: skip
+course.record("speed_dtypes", {"precision": course.precision, "compute": policy.compute_dtype,
+                               "variables": policy.variable_dtype})  # fmt: skip
 course.record("speed_image_size", image_size)
 course.record("images_per_second", {name: round(v[0], 2) for name, v in speed.items()})
 course.record("cpu_ms_per_image", {name: round(v[1], 2) for name, v in speed.items()})
@@ -160,7 +182,9 @@ import matplotlib.pyplot as plt
 fig, ax = plt.subplots(figsize=(7.5, 4.5))
 for info in catalogue:
     measured = info.name in speed
-    ax.scatter(info.params / 1e6, PUBLISHED_TOP1[info.name], s=60, color="C0" if measured else "0.6", zorder=3)
+    ax.scatter(
+        info.params / 1e6, PUBLISHED_TOP1[info.name], s=60, color="C0" if measured else "0.6", zorder=3
+    )
     label = info.name + (f"\n{speed[info.name][0]:.0f} img/s here" if measured else "")
     ax.annotate(label, (info.params / 1e6, PUBLISHED_TOP1[info.name]), textcoords="offset points",
                 xytext=(6, -4), fontsize=8)  # fmt: skip
@@ -173,12 +197,22 @@ ax.text(0.99, 0.02, f"accuracy: published figures ({SOURCES}), not measured here
 ax.grid(alpha=0.3)
 fig
 
+# %%
+for small in ("efficientnet_b0", "efficientnet_lite0"):
+    print(
+        f"vgg16 has {params['vgg16'] / params[small]:.1f}× the parameters of {small} and "
+        f"{PUBLISHED_TOP1['vgg16'] - PUBLISHED_TOP1[small]:+.1f} points of published top-1 accuracy"
+    )
+course.record("vgg16_vs_efficientnets", {small: {"params_ratio": params["vgg16"] / params[small],
+                                                 "top1_difference": PUBLISHED_TOP1["vgg16"] - PUBLISHED_TOP1[small]}
+                                         for small in ("efficientnet_b0", "efficientnet_lite0")})  # fmt: skip
+
 # %% [markdown]
-# More parameters do not buy more accuracy: VGG16's feature extractor has more than three times the
-# parameters of EfficientNet-B0 or EfficientNet-Lite0, and a lower published accuracy than either. Ten years
-# of architecture research (residual connections, depthwise separable convolutions, compound scaling) went
-# into moving up and to the left. VGG19 (143.7 M parameters with its head) is not in
-# the catalogue: keras.io lists it at the same 71.3 % top-1 as VGG16, with more parameters.
+# More parameters do not buy more accuracy: VGG16's feature extractor is several times the size of either
+# EfficientNet's, and its published accuracy is lower (the cell above). Ten years of architecture research
+# (residual connections, depthwise separable convolutions, compound scaling) went into moving up and to the
+# left. VGG19 is not in the catalogue: keras.io lists it with more parameters than VGG16 (143.7 M with its
+# head) and the same top-1 accuracy (71.3 %).
 #
 # > ⚠️ **Pitfall — ImageNet accuracy is not your accuracy.** A base that wins on ImageNet is not guaranteed
 # > to win on *your* data, especially far from photos (X-rays, satellite images, clothes on a white
@@ -195,6 +229,7 @@ fig
 # 3. if nothing is left, relax a constraint — a smaller input size makes every base faster.
 #
 # Memory for the weights is parameters × 4 bytes in float32 (× 2 in float16). Latency is what you measured.
+
 
 # %%
 def choose_base(catalogue, top1, *, max_megabytes=None, min_images_per_second=None, speeds=None,
@@ -217,7 +252,9 @@ def choose_base(catalogue, top1, *, max_megabytes=None, min_images_per_second=No
 measured_speed = {name: value[0] for name, value in speed.items()}
 for limit in (5, 20, 100):
     best = choose_base(catalogue, PUBLISHED_TOP1, max_megabytes=limit)
-    print(f"weights ≤ {limit:>3} MB → {best.name} ({best.params * 4 / 1e6:.0f} MB, {PUBLISHED_TOP1[best.name]} %)")
+    print(
+        f"weights ≤ {limit:>3} MB → {best.name} ({best.params * 4 / 1e6:.0f} MB, {PUBLISHED_TOP1[best.name]} %)"
+    )
 fastest = max(measured_speed.values())
 fast_pick = choose_base(catalogue, PUBLISHED_TOP1, min_images_per_second=fastest / 2, speeds=measured_speed)
 print(f"≥ {fastest / 2:.0f} images/s here → {fast_pick.name}")
@@ -273,7 +310,9 @@ else:
         return tlcourse.models.backbone("efficientnet_lite0", input_shape=target.image_shape)
 
     def new_scratch_model():
-        random_base = tlcourse.models.backbone("efficientnet_lite0", weights=None, input_shape=target.image_shape)
+        random_base = tlcourse.models.backbone(
+            "efficientnet_lite0", weights=None, input_shape=target.image_shape
+        )
         # Random weights have nothing to protect: everything trains, BatchNorm included.
         tlcourse.models.unfreeze(random_base, keep_batchnorm_frozen=False)
         return tlcourse.models.classifier(random_base, target.num_classes)
@@ -305,7 +344,9 @@ loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 def compiled(model, learning_rate):
     """Compile once and remember the optimizer's initial state, to restart from it before each run."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=["accuracy"]
+    )
     model.optimizer.build(model.trainable_variables)
     return model, model.get_weights(), [v.numpy() for v in model.optimizer.variables]
 
@@ -368,8 +409,10 @@ def trainable_params(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-print(f"trainable parameters — scratch {trainable_params(scratch_state[0]):,}, extraction head "
-      f"{trainable_params(extraction_model):,}, fine-tuning {trainable_params(finetune_model):,}")
+print(
+    f"trainable parameters — scratch {trainable_params(scratch_state[0]):,}, extraction head "
+    f"{trainable_params(extraction_model):,}, fine-tuning {trainable_params(finetune_model):,}"
+)
 
 # %%
 compare_started = time.process_time()
@@ -389,9 +432,14 @@ fig.axes[0].set_xlabel("fraction of the labelled training set")
 fig
 
 # %% [markdown]
-# Each group of bars is one data fraction; the whiskers are one standard deviation over the seeds. Read the
-# numbers off the table above and the summary below: at the smallest fraction, the two recipes that start
-# from pretrained features are far ahead of scratch; with all the data, scratch catches up much of the way.
+# Each group of bars is one data fraction of the profile's labelled training set; the whiskers are one standard
+# deviation over the seeds. The summary below prints, per fraction, how many images that was and the gap
+# between the best transfer recipe and scratch: the gap is widest at the smallest fraction and narrows at the
+# largest, where scratch has more examples to learn features of its own (the course's tests check both on
+# every run). The `full` profile (online: tf_flowers and EfficientNet-Lite0 with ImageNet weights, fractions
+# 5 % and 25 %) is expected to show the same pattern: pretraining helps most when labels are scarce, and
+# training from scratch narrows the gap as data grows (He, Girshick & Dollár, *Rethinking ImageNet
+# Pre-training*, 2019; Kornblith, Shlens & Le, 2019, below).
 
 # %%
 summary = {(s["recipe"], s["fraction"]): s for s in comparison.summary()}
@@ -431,24 +479,45 @@ difference = ft["mean"] - fe["mean"]
 verdict = "fine-tuning ahead" if difference > standard_error else "a tie within one standard error"
 print(f"at fraction {smallest}: fine-tuning − extraction = {difference:+.3f}, standard error {standard_error:.3f}"
       f" → {verdict}")  # fmt: skip
-print(f"gap (best transfer − scratch): {results[smallest]['gap']:+.3f} at fraction {smallest}, "
-      f"{results[largest]['gap']:+.3f} at fraction {largest}")
+print(
+    f"gap (best transfer − scratch): {results[smallest]['gap']:+.3f} at fraction {smallest}, "
+    f"{results[largest]['gap']:+.3f} at fraction {largest}"
+)
 course.record("finetune_minus_extraction_se", standard_error)
+
+by_seed = {recipe: [r["accuracy"] for r in comparison.rows if r["recipe"] == recipe and r["fraction"] == min(FRACTIONS)]
+           for recipe in ("scratch", "feature_extraction", "fine_tuning")}  # fmt: skip
+seed_range = {recipe: float(np.ptp(values)) for recipe, values in by_seed.items()}
+print(
+    f"at fraction {smallest}, one run's accuracy moved with the seed by up to "
+    + ", ".join(f"{100 * value:.0f} points ({recipe})" for recipe, value in seed_range.items())
+)
+costs = {(s["recipe"], str(s["fraction"])): {"wall_time": s["wall_time"], "trainable_params": s["trainable_params"]}
+         for s in comparison.summary()}  # fmt: skip
+for recipe in ("scratch", "feature_extraction", "fine_tuning"):
+    cost = costs[(recipe, largest)]
+    print(
+        f"{recipe:<19} at fraction {largest}: {cost['wall_time']:5.1f} s per run, "
+        f"{cost['trainable_params']:>9,} trainable parameters"
+    )
+course.record("seed_range_smallest", seed_range)
+course.record("costs", {f"{recipe}@{fraction}": cost for (recipe, fraction), cost in costs.items()})
 
 # %% [markdown]
 # Three lessons in these numbers:
 #
 # 1. **Transfer matters most when labels are scarce.** The gap printed above is largest at the smallest
 #    fraction; with more data the network trained from scratch learns features of its own and the gap shrinks.
-# 2. **Fine-tuning is at best a little better than feature extraction here** — with a small learning rate
-#    and a short budget it moves the pretrained weights only slightly; compare its difference with the
-#    standard error printed above. With more data (and online, with a big ImageNet base) fine-tuning has
-#    more to gain, and more to lose with a too-high learning rate (lesson 04).
-# 3. **Feature extraction is by far the cheapest**: compare the `wall s` and `trainable` columns of the table.
+# 2. **Fine-tuning against feature extraction is decided by the noise here**: the cell above says whether
+#    fine-tuning's lead is more than one standard error. With a small learning rate and a short budget it
+#    moves the pretrained weights only slightly. With more data (and online, with a big ImageNet base)
+#    fine-tuning has more to gain, and more to lose with a too-high learning rate (lesson 04).
+# 3. **Feature extraction is the cheapest**: it trains the fewest parameters (the head only), and it takes
+#    less time than fine-tuning, which does the same work and then trains further (the last lines above).
 #
-# > ⚠️ **Pitfall — a comparison from one seed.** With a few dozen training images the accuracy of one run can
-# > move by 5–20 points with the seed. Never rank recipes (or bases) from a single run: repeat, report
-# > mean ± std, and treat differences within the noise as ties.
+# > ⚠️ **Pitfall — a comparison from one seed.** With a few dozen training images the accuracy of one run
+# > moves with the seed, by as much as the cell above printed. Never rank recipes (or bases) from a single
+# > run: repeat, report mean ± std, and treat differences within the noise as ties.
 #
 # > ⚠️ **Pitfall — choosing on the test set.** We *report* on the test split. If you pick a recipe, a base or
 # > a learning rate by looking at test accuracy, that accuracy is no longer an honest estimate; choose on the
@@ -468,14 +537,14 @@ course.record("cpu_seconds", round(lesson_cpu, 1))
 #
 # ## Summary
 #
-# - The popular bases differ in parameters (0.9 M to 23.6 M for the feature extractors here), input size
-#   (224 or 299 px), and preprocessing ("caffe", [-1, 1], or built in) — keep the preprocessing inside the model.
+# - The popular bases differ in parameters, input size and preprocessing ("caffe", [-1, 1], or built in), as
+#   the catalogue shows — keep the preprocessing inside the model.
 # - More parameters do not mean more accuracy: VGG16 is large and, by the published figures, among the least
 #   accurate; EfficientNets are small and accurate.
 # - Measure speed on your own hardware (forward pass, fixed batch, after a warm-up) and choose a base by
 #   dropping those that break a budget and taking the most accurate of the rest.
 # - Compare recipes with the same data, seeds and epochs, over several data fractions, and report mean ± std:
-#   here transfer beat scratch by the most at the smallest fraction, and the gap shrank with more data.
+#   here transfer beat scratch by the most at the smallest fraction, and the gap narrowed at the largest.
 #
 # ## Further reading
 #

@@ -4,7 +4,8 @@
 # # 00 · Welcome — exercises: the Keras you need for this course
 #
 # Three small tasks on the Keras objects every later lesson uses: a model that outputs
-# **logits**, its **trainable parameters**, and **freezing** it. About 15 minutes.
+# **logits**, its **trainable parameters**, and a **pretrained base with a new head**, written in
+# plain Keras. About 20 minutes.
 #
 # **How the exercises work.** Each task has an answer cell and, below it, a check cell.
 # Replace `raise NotImplementedError()` with your code, run the answer cell, then run the
@@ -29,11 +30,11 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import keras
-
 import tlcourse
 
-course = tlcourse.setup("00")
+course = tlcourse.setup("00")  # first: it quiets TensorFlow's start-up logs
+
+import keras
 
 # %% [markdown]
 # ## 00.1 A model that outputs logits
@@ -99,22 +100,37 @@ def count_trainable_params(model):
 tlcourse.check("00.2")
 
 # %% [markdown]
-# ## 00.3 Freeze a model
+# ## 00.3 A pretrained base with a new head, in plain Keras
 #
-# Feature extraction starts by freezing a pretrained model so that training leaves its
-# weights alone. Write a function `freeze(model)` that makes **no** weight of `model`
-# trainable — layers nested inside it included — and returns that same model.
+# Build `transfer_model`, the lesson's section 5 for a new task with **3 classes** and small
+# **96×96** images, from `keras.applications` (not from `tlcourse`: this is the code you will write at
+# work):
 #
-# Hint: the `trainable` attribute of a model is passed down to every layer inside it.
-
+# - the base: `keras.applications.MobileNetV2` without its ImageNet head (`include_top=False`),
+#   `weights=WEIGHTS` (set below) and `input_shape=(96, 96, 3)`;
+# - frozen, so that only the new head can learn;
+# - the model takes **raw** RGB in [0, 255]: MobileNetV2's preprocessing (what
+#   `keras.applications.mobilenet_v2.preprocess_input` does) happens inside it;
+# - one feature vector per image (pool the feature maps), then a `Dense` layer with 3 **logits**.
+#
+# The check builds its own MobileNetV2 with your base's weights and compares what both compute on the
+# same images, so it sees whether the preprocessing, the pooling and the head are right.
 
 # %%
-def freeze(model):
-    # BEGIN SOLUTION
-    model.trainable = False
-    return model
-    # END SOLUTION
+# Online, MobileNetV2's ImageNet weights at 96 px (downloaded once); offline they cannot be had, so
+# the base gets random weights: the model is built the same way, it just knows nothing yet.
+WEIGHTS = None if course.offline else "imagenet"
 
+# %%
+# BEGIN SOLUTION
+base = keras.applications.MobileNetV2(include_top=False, weights=WEIGHTS, input_shape=(96, 96, 3))
+base.trainable = False
+inputs = keras.Input(shape=(96, 96, 3))
+x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)  # [0, 255] → [-1, 1], as preprocess_input
+x = base(x, training=False)
+x = keras.layers.GlobalAveragePooling2D()(x)
+transfer_model = keras.Model(inputs, keras.layers.Dense(3)(x))
+# END SOLUTION
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -123,7 +139,7 @@ tlcourse.check("00.3")
 # %% [markdown]
 # ## What next
 #
-# Your model, your parameter count and your frozen copy are the three moves of the next
-# lessons: lesson 01 puts a new logits head on a frozen pretrained base and compares it with
-# the same network trained from scratch. Before you go, try your functions on `model`:
-# `count_trainable_params(freeze(model))` should be 0.
+# Your model, your parameter count and your frozen base with a new head are the moves of the next
+# lessons: lesson 01 trains such a head and compares it with the same network trained from scratch.
+# Before you go, try your function on your model: `count_trainable_params(transfer_model)` should be
+# 3 × 1,280 weights plus 3 biases.

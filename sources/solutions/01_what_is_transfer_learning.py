@@ -4,8 +4,9 @@
 # # 01 · What transfer learning is — exercises: your first transfer
 #
 # Three tasks that walk through the first transfer of lesson 01 yourself: put the **workflow**
-# in order, **build** a model from a frozen pretrained base and a new head, and **train** it on
-# 10 labelled images per class until it classifies new images well. About 25 minutes.
+# in order, **load a base** from `keras.applications` with the preprocessing it needs, and
+# **transfer** a pretrained network to new classes with 10 labelled images per class until it
+# classifies new images well. About 25 minutes.
 #
 # **How the exercises work.** Each task has an answer cell and, below it, a check cell.
 # Replace `raise NotImplementedError()` with your code, run the answer cell, then run the
@@ -30,12 +31,12 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import keras
-import numpy as np
-
 import tlcourse
 
-course = tlcourse.setup("01")
+course = tlcourse.setup("01")  # first: it quiets TensorFlow's start-up logs
+
+import keras
+import numpy as np
 
 # %% [markdown]
 # ## 01.1 The workflow, in order
@@ -61,43 +62,33 @@ workflow = ["pick a base", "freeze the base", "add a new head", "train the head"
 tlcourse.check("01.1")
 
 # %% [markdown]
-# ## 01.2 A frozen base and a new head
+# ## 01.2 A base from `keras.applications`, with the preprocessing it needs
 #
-# The source network below is the small CNN of lesson 01, trained on Fashion-MNIST's classes
-# 0–4 (T-shirt, trouser, pullover, dress, coat). Your target task is classes 5–9 (sandal,
-# shirt, sneaker, bag, ankle boot), which it has never seen. Its layers:
-
-# %%
-source = tlcourse.models.source_model()  # trained once on this machine, then loaded from the cache
-for layer in source.layers:
-    print(f"{layer.name:10s} {type(layer).__name__:24s} output {layer.output.shape}")
-
-# %% [markdown]
-# Build `model`: the source's **feature part**, frozen, with a **new head** for the 5 target
-# classes.
+# The lesson loaded MobileNetV2 and scaled the images with MobileNetV2's own `preprocess_input`.
+# Now do the same for **ResNet50**: build `classifier`, a model for 5 classes that
 #
-# - Cut the source before its own classifier: `keras.Model(source.inputs,
-#   source.get_layer("gap").output)` keeps everything up to global average pooling (the
-#   layer `"features"` is a fine cut too). Call it `base`.
-# - Freeze it: `base.trainable = False`.
-# - Put it in a new model for 28×28×3 images that ends in `keras.layers.Dense(5)` — logits, no
-#   activation. Call the base with `training=False`.
+# - takes raw RGB images of 128×128 pixels, values in [0, 255];
+# - scales them the way ResNet50 was trained — look up what `preprocess_input` does for this
+#   family on keras.io (*Keras Applications*): it is **not** MobileNetV2's scaling;
+# - runs them through `keras.applications.ResNet50` without its 1000-class top, **frozen**;
+# - turns the base's grid of features into one vector per image, and ends in a new `Dense`
+#   layer with 5 outputs (logits, no activation).
 #
-# Exactly the new head must be trainable. Print how many parameters train, and how many do not.
+# Use `weights="imagenet"` where you are online; offline (as in the course's tests) the weights
+# cannot be downloaded, so use `weights=None`: the check only needs the right network, not
+# trained weights. `course.offline` tells you which.
 
 # %%
 # BEGIN SOLUTION
-base = keras.Model(source.inputs, source.get_layer("gap").output, name="source_features")
-base.trainable = False
+resnet = keras.applications.ResNet50(
+    input_shape=(128, 128, 3), include_top=False, weights=None if course.offline else "imagenet"
+)
+resnet.trainable = False
 
-inputs = keras.Input(shape=(28, 28, 3))
-features = base(inputs, training=False)
-logits = keras.layers.Dense(5, name="head")(features)
-model = keras.Model(inputs, logits, name="transfer")
-
-trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
-print(f"trainable: {trainable:,} parameters, frozen: {frozen:,}")
+inputs = keras.Input(shape=(128, 128, 3))
+scaled = keras.applications.resnet50.preprocess_input(inputs)  # RGB → BGR, minus the ImageNet mean
+features = keras.layers.GlobalAveragePooling2D()(resnet(scaled))
+classifier = keras.Model(inputs, keras.layers.Dense(5)(features))
 # END SOLUTION
 
 # %%
@@ -105,30 +96,41 @@ print(f"trainable: {trainable:,} parameters, frozen: {frozen:,}")
 tlcourse.check("01.2")
 
 # %% [markdown]
-# ## 01.3 Train the head on 10 labels per class
+# ## 01.3 Transfer to new classes and reach 70 %
 #
-# Here are the labelled target images: 10 per class, 50 in all. The check measures your model
-# on the held-out **test** split of classes 5–9, which it loads itself — do not train on it.
+# The source network below is the small CNN of lesson 01, trained on Fashion-MNIST's classes
+# 0–4 (T-shirt, trouser, pullover, dress, coat). Your target task is classes 5–9 (sandal,
+# shirt, sneaker, bag, ankle boot), which it has never seen, with only 10 labelled images per
+# class. Its layers, and the target data:
 
 # %%
+source = tlcourse.models.source_model()  # trained once on this machine, then loaded from the cache
+for layer in source.layers:
+    print(f"{layer.name:10s} {type(layer).__name__:24s} output {layer.output.shape}")
 target = tlcourse.data.load("fashion_mnist", classes=[5, 6, 7, 8, 9], labels_per_class=10)
 x_train, y_train = target.arrays("train")
 print(target)
 print(f"{len(x_train)} training images of {x_train.shape[1:]}, labels {sorted(set(y_train.tolist()))}")
 
 # %% [markdown]
-# Compile `model` and fit it on `x_train, y_train` so that it reaches **at least 70 %**
-# accuracy on the test split.
+# Build `model` from the source network and train it so that it reaches **at least 70 %** on
+# the held-out test split of classes 5–9 (the check loads it itself: do not train on it).
 #
-# - The model outputs logits: `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
-# - `keras.optimizers.Adam(learning_rate=...)`: only a few hundred weights learn, so a learning
-#   rate well above Adam's default of 0.001 is fine.
-# - 50 images make one batch: an epoch is one step, so you need a few dozen epochs.
-#   `verbose=0` keeps the output short.
-# - Seed first with `keras.utils.set_random_seed(0)` to get the same result every run.
+# - Keep the part of the source that computes general features and drop what is specific to
+#   its own five classes: which layer is the last one worth keeping?
+# - Only the new head may learn: with 50 images, a trainable base would forget what it knows.
+# - Compile and fit yourself: choose the loss for a model that outputs logits, a learning
+#   rate and a number of epochs (50 images make a single batch). Seed first with
+#   `keras.utils.set_random_seed(0)` to get the same result every run, and pass `verbose=0`.
 
 # %%
 # BEGIN SOLUTION
+base = keras.Model(source.inputs, source.get_layer("gap").output, name="source_features")
+base.trainable = False
+
+inputs = keras.Input(shape=(28, 28, 3))
+model = keras.Model(inputs, keras.layers.Dense(5, name="head")(base(inputs)), name="transfer")
+
 keras.utils.set_random_seed(0)
 model.compile(
     optimizer=keras.optimizers.Adam(learning_rate=3e-2),

@@ -30,12 +30,12 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
-
 import tlcourse
 
-course = tlcourse.setup("02")
+course = tlcourse.setup("02")  # first: it quiets TensorFlow's start-up logs
+
+import matplotlib.pyplot as plt
+import numpy as np
 
 # %% [markdown]
 # ## 02.1 Which setting is it?

@@ -41,13 +41,13 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %%
+import tlcourse
+
+course = tlcourse.setup("06")  # first: it quiets TensorFlow's start-up logs
+
 import keras
 import numpy as np
 import tensorflow as tf
-
-import tlcourse
-
-course = tlcourse.setup("06")
 
 # %% [markdown]
 # ## 06.1 A gradient reversal layer
@@ -126,9 +126,11 @@ tlcourse.check("06.2")
 #
 # - `keras.models.clone_model(model)` copies the architecture; `set_weights(model.get_weights())` the
 #   weights.
-# - In training mode a BN layer stores `momentum · stored + (1 − momentum) · batch statistics`. Set
-#   `momentum = 0` on every BN layer of the copy, and run **all** of `x_target` through it as one batch
-#   with `training=True`.
+# - In training mode a BN layer stores `momentum · stored + (1 − momentum) · batch statistics`. Pass
+#   `x_target` through the copy in batches of 256 with `training=True`, and before each batch set every BN
+#   layer's `momentum` to `seen / (seen + len(batch))`, where `seen` counts the images already passed:
+#   the stored statistics then become the average over **all** target images. (Online, `x_target` holds
+#   tens of thousands of images: one batch of all of them would not fit in memory.)
 # - `source_model` itself must keep its statistics.
 
 # %%
@@ -158,7 +160,7 @@ source_model.fit(x_source, y_source, batch_size=32, epochs=5, verbose=0)
 
 
 def target_accuracy(model):
-    logits = model(x_target_test.astype("float32"), training=False)
+    logits = model.predict(x_target_test, batch_size=256, verbose=0)
     return float(np.mean(np.argmax(logits, axis=1) == y_target_test))
 
 
@@ -169,9 +171,13 @@ print(f"source-only model on the target test set: {target_accuracy(source_model)
 adapted = keras.models.clone_model(source_model)
 adapted.set_weights(source_model.get_weights())
 bn_layers = [layer for layer in adapted.layers if isinstance(layer, keras.layers.BatchNormalization)]
-for layer in bn_layers:
-    layer.momentum = 0.0
-adapted(x_target.astype("float32"), training=True)
+seen = 0
+for start in range(0, len(x_target), 256):
+    batch = x_target[start : start + 256].astype("float32")
+    for layer in bn_layers:
+        layer.momentum = seen / (seen + len(batch))
+    adapted(batch, training=True)
+    seen += len(batch)
 for layer in bn_layers:
     layer.momentum = 0.9
 # END SOLUTION
@@ -213,7 +219,7 @@ tlcourse.check("06.4")
 
 # %%
 model = adapted if "adapted" in globals() else source_model  # 06.3 may not be answered yet
-logits = np.asarray(model(x_target_test.astype("float32"), training=False))
+logits = model.predict(x_target_test, batch_size=256, verbose=0)
 for threshold in (0.5, 0.7, 0.9):
     try:
         mask, labels = confident_pseudo_labels(logits, threshold)
@@ -228,7 +234,8 @@ for threshold in (0.5, 0.7, 0.9):
 # %% [markdown]
 # ## What next
 #
-# Put the pieces together: `tlcourse.adapt.fit_dann` uses a layer like your `GradientReversal`,
-# `tlcourse.adapt.fit_coral` your loss, `tlcourse.adapt.self_train` your pseudo-labels. Try
-# `tlcourse.adapt.self_train(adapted, (x_source, y_source), x_target, threshold=0.9)` and compare its
-# target accuracy with `adapted`'s.
+# Put the pieces together as lesson 06 does: your `GradientReversal` (with λ in a variable) and your
+# `coral_loss` (in `keras.ops`) become the second loss of its `TwoDomainModel.train_step`, and your
+# pseudo-labels feed a few rounds of self-training. Try two rounds of self-training from `adapted` with
+# the threshold you chose: label `x_target` with the model, keep the confident images, train one epoch on
+# source + kept images, repeat. Does the target accuracy beat `adapted`'s?

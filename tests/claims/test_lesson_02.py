@@ -1,5 +1,6 @@
-"""Lesson 02's claim: the source-only model loses at least 20 points going from its source domain
-(Fashion-MNIST) to the target domain made from the same images blended onto photo patches (``*_m``)."""
+"""Lesson 02's claims: the source-only model loses at least 20 points going from its source domain
+(Fashion-MNIST) to the target domain made from the same images blended onto photo patches (``*_m``), and
+not evenly: some classes lose far more than others. A frozen source + a new head learns new classes."""
 
 
 def test_domain_gap_is_at_least_20_points(records):
@@ -13,3 +14,13 @@ def test_domain_gap_is_at_least_20_points(records):
 def test_inductive_demo_beats_chance(records):
     accuracy = records("02")["inductive_acc"]
     assert accuracy >= 0.20 + 0.20, f"a frozen source + head on 5 new classes reached only {accuracy:.3f}"
+
+
+def test_the_drop_is_not_spread_evenly_over_the_classes(records):
+    lesson = records("02")
+    drops = lesson["drop_per_class"]
+    assert len(drops) == 5
+    spread = max(drops.values()) - min(drops.values())
+    assert spread >= 0.10, f"the classes lost between {min(drops.values()):.3f} and {max(drops.values()):.3f}"
+    # The per-class drops add up to the overall gap (the test split has the same number of images per class).
+    assert abs(sum(drops.values()) / len(drops) - lesson["gap"]) < 0.05, (drops, lesson["gap"])

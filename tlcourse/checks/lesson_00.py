@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
+from keras.applications.mobilenet_v2 import preprocess_input
 
 from tlcourse.checks.core import CheckFailed, register
 from tlcourse.checks.verify import (
+    call_model,
     count_params,
-    expect_all_frozen,
     expect_input_shape,
     expect_logits,
     expect_model,
     expect_output_shape,
+    head_layer,
     ints_like,
 )
+from tlcourse.introspect import recall, walk_layers
+from tlcourse.models import Preprocess
 
 
 def _reference_models() -> list:
@@ -90,34 +95,94 @@ def check_00_2(count_trainable_params) -> str:
     return "count_trainable_params counts trainable parameters correctly (3 models, frozen parts included)"
 
 
-@register("00.3")
-def check_00_3(freeze) -> str:
-    """A function freezing a model in place, tried on a model with a nested base and BatchNorm."""
+_SIZE_00_3, _CLASSES_00_3 = 96, 3
 
-    if not callable(freeze):
-        raise CheckFailed("`freeze` should be a function: def freeze(model): ...")
-    base = keras.Sequential(
-        [
-            keras.Input((6,)),
-            keras.layers.Dense(5, name="conv_like"),
-            keras.layers.BatchNormalization(name="bn"),
-        ],
-        name="base",
+
+def _pretrained_base_00_3(model, reference):
+    """The layers of ``model`` that play MobileNetV2's, by name, or a CheckFailed naming what is off."""
+    leaves = {layer.name: layer for layer in walk_layers(model) if not getattr(layer, "layers", None)}
+    if any(isinstance(layer, Preprocess) for layer in leaves.values()) or any(
+        recall(layer, "info") is not None for layer in walk_layers(model, include_self=True)
+    ):
+        raise CheckFailed(
+            "transfer_model uses the base that tlcourse.models.backbone builds: this task is the plain Keras "
+            "behind it, keras.applications.MobileNetV2(include_top=False, ...) with a head of your own"
+        )
+    dense = [layer for layer in leaves.values() if isinstance(layer, keras.layers.Dense)]
+    if any(layer.units == 1000 for layer in dense):
+        raise CheckFailed(
+            "transfer_model still has ImageNet's 1,000-class head: build the base with include_top=False"
+        )
+    wanted = [layer for layer in reference.layers if layer.weights]
+    missing = [layer.name for layer in wanted if layer.name not in leaves]
+    if missing or any(
+        [w.shape for w in leaves[layer.name].weights] != [w.shape for w in layer.weights] for layer in wanted
+    ):
+        raise CheckFailed(
+            "transfer_model has no MobileNetV2 base for 96×96 images: use "
+            "keras.applications.MobileNetV2(include_top=False, weights=WEIGHTS, input_shape=(96, 96, 3))"
+        )
+    return {layer.name: leaves[layer.name] for layer in wanted}
+
+
+@register("00.3")
+def check_00_3(transfer_model) -> str:
+    """A frozen keras.applications MobileNetV2 with its preprocessing inside, pooled, and a new Dense head
+    with 3 logits; compared with a reference that computes the same with the student's own weights."""
+    model = expect_model(transfer_model, name="transfer_model")
+    expect_input_shape(model, (_SIZE_00_3, _SIZE_00_3, 3), name="transfer_model")
+    reference = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(_SIZE_00_3, _SIZE_00_3, 3)
     )
-    model = keras.Sequential([keras.Input((6,)), base, keras.layers.Dense(3, name="head")], name="model")
-    before = [w.numpy().copy() for w in model.weights]
-    returned = freeze(model)
-    if returned is None:
-        raise CheckFailed("freeze returned None: end it with `return model` so it can be used inline")
-    if returned is not model:
+    base = _pretrained_base_00_3(model, reference)
+    learning = [name for name, layer in base.items() if layer.trainable_weights]
+    if learning:
         raise CheckFailed(
-            "freeze returned a different model: freeze the model it was given (model.trainable = False) "
-            "and return that same model"
+            f"the base is not frozen ({len(learning)} of its layers would train, e.g. '{learning[0]}'): set "
+            "base.trainable = False"
         )
-    expect_all_frozen(model, name="model")
-    after = [w.numpy() for w in model.weights]
-    if len(before) != len(after) or any((a != b).any() for a, b in zip(before, after, strict=False)):
+    outputs = expect_output_shape(model, (_SIZE_00_3, _SIZE_00_3, 3), _CLASSES_00_3, name="transfer_model")
+    expect_logits(model, outputs, name="transfer_model")
+    head = head_layer(model)
+    if not isinstance(head, keras.layers.Dense) or not head.trainable_weights:
+        raise CheckFailed("transfer_model should end in a new, trainable Dense(3) layer: the head")
+    if head.kernel.shape[0] != 1280:
         raise CheckFailed(
-            "freeze changed the weights' values: freezing only stops training, keep the weights"
+            f"the head gets {head.kernel.shape[0]:,} numbers per image, MobileNetV2's pooled features are "
+            "1,280: add keras.layers.GlobalAveragePooling2D() between the base and the Dense layer"
         )
-    return "freeze leaves no trainable weight (nested base and BatchNorm included)"
+    if count_params(model.trainable_weights) != count_params(head.trainable_weights):
+        raise CheckFailed("only the new head should be trainable: freeze every other layer with weights")
+    for layer in reference.layers:
+        if layer.weights:
+            layer.set_weights(base[layer.name].get_weights())
+    images = np.random.default_rng(1).uniform(0, 255, (2, _SIZE_00_3, _SIZE_00_3, 3)).astype("float32")
+    outputs = call_model(model, images)
+    if _same(outputs, _head_on(reference, head, preprocess_input(images.copy()))):
+        return "transfer_model: a frozen MobileNetV2, preprocessing inside, pooled features and 3 logits"
+    if _same(outputs, _head_on(reference, head, images)):
+        raise CheckFailed(
+            "transfer_model gives the base raw [0, 255] pixels: put MobileNetV2's preprocessing inside "
+            "(keras.layers.Rescaling(1 / 127.5, offset=-1), or preprocess_input on the inputs)"
+        )
+    if _same(outputs, _head_on(reference, head, images / 255)):
+        raise CheckFailed(
+            "transfer_model scales pixels to [0, 1], but MobileNetV2 was trained on [-1, 1]: use "
+            "Rescaling(1 / 127.5, offset=-1), which is what its preprocess_input does"
+        )
+    raise CheckFailed(
+        "transfer_model computes something else than preprocessing → MobileNetV2 → average pooling → Dense: "
+        "keep exactly those steps, in that order (the lesson's section 5)"
+    )
+
+
+def _head_on(reference, head, x):
+    """``head`` on the average-pooled feature maps of ``reference`` (a MobileNetV2) for inputs ``x``."""
+    features = np.asarray(reference(x, training=False)).mean(axis=(1, 2))
+    return np.asarray(head(features))
+
+
+def _same(outputs, expected) -> bool:
+    """Equal up to float error, relative to their size: a MobileNetV2 with random weights (offline) gives
+    features of order 1e-11, which an absolute tolerance would not tell apart."""
+    return bool(np.abs(outputs - expected).max() <= 1e-3 * np.abs(expected).max())

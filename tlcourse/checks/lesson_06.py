@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from tlcourse import adapt
 from tlcourse.checks.core import CheckFailed, register
-from tlcourse.checks.verify import expect_gradient_reversal, expect_model, walk_layers
+from tlcourse.checks.verify import expect_gradient_reversal, expect_model
+from tlcourse.introspect import batchnorm_layers
 
 
 def _reference_coral(source, target) -> float:
@@ -101,17 +101,21 @@ def _uncentred_coral(source, target) -> float:
     return float(np.sum(np.square(cs - ct)) / (4.0 * d * d))
 
 
-def _batchnorm_inputs(model, images):
-    """The exact mean and variance of every BN layer's input once the layers before it use the target's."""
+def _target_statistics(model, images, *, batch_size: int = 512) -> list:
+    """Each BN layer's (mean, variance) over ``images`` once the layers before it hold the target's,
+    measured on a copy of ``model`` (the reference for 06.3; ``model`` is left untouched)."""
 
-    reference = adapt.adabn(model, images)
-    layers = [layer for layer in walk_layers(reference) if _is_batchnorm(layer)]
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    layers = batchnorm_layers(copy)
+    seen = 0
+    for start in range(0, len(images), batch_size):
+        batch = np.asarray(images[start : start + batch_size], dtype="float32")
+        for layer in layers:
+            layer.momentum = seen / (seen + len(batch))  # stored := the running average over all images
+        copy(batch, training=True)
+        seen += len(batch)
     return [(np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)) for layer in layers]
-
-
-def _is_batchnorm(layer) -> bool:
-
-    return isinstance(layer, keras.layers.BatchNormalization)
 
 
 @register("06.3")
@@ -125,8 +129,8 @@ def check_06_3(adapted, source_model, x_target) -> str:
             "`adapted` is `source_model` itself: adapt a copy (keras.models.clone_model + set_weights) so "
             "that the source model keeps its own statistics"
         )
-    mine = [layer for layer in walk_layers(adapted) if _is_batchnorm(layer)]
-    original = [layer for layer in walk_layers(source_model) if _is_batchnorm(layer)]
+    mine = batchnorm_layers(adapted)
+    original = batchnorm_layers(source_model)
     if not original:
         raise CheckFailed(
             "`source_model` has no BatchNormalization layer: use the model built in the notebook"
@@ -137,7 +141,7 @@ def check_06_3(adapted, source_model, x_target) -> str:
         )
     images = np.asarray(x_target)
     source_stats = [np.asarray(layer.moving_mean) for layer in original]
-    target_stats = _batchnorm_inputs(source_model, images)
+    target_stats = _target_statistics(source_model, images)
     for index, ((mean, variance), layer) in enumerate(zip(target_stats, mine, strict=True), start=1):
         got_mean, got_variance = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
         scale = np.abs(mean).max() + 1e-3
@@ -147,12 +151,13 @@ def check_06_3(adapted, source_model, x_target) -> str:
             continue
         if np.allclose(got_mean, source_stats[index - 1], atol=1e-6):
             raise CheckFailed(
-                f"BatchNorm layer {index} of `adapted` still holds the source's statistics: run the target "
-                "images through it in training mode (with momentum 0) or use tlcourse.adapt.adabn"
+                f"BatchNorm layer {index} of `adapted` still holds the source's statistics: pass x_target "
+                "through the copy with training=True, batch by batch, after setting every BN layer's momentum"
             )
         raise CheckFailed(
-            f"BatchNorm layer {index} of `adapted` does not hold the target's statistics: one forward pass "
-            "with ALL of x_target as one batch, training=True, momentum set to 0 on every BN layer"
+            f"BatchNorm layer {index} of `adapted` does not hold the target's statistics: pass ALL of x_target "
+            "through the copy with training=True, and before each batch set every BN layer's momentum to "
+            "seen / (seen + batch size) (momentum 0 on every batch keeps only the last batch)"
         )
     return f"`adapted` holds the target's statistics in its {len(mine)} BatchNorm layers"
 
