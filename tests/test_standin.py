@@ -50,6 +50,11 @@ def test_the_table_agrees_with_the_installed_tfds_builders(name, monkeypatch):
     else:
         assert "text" in builder.info.features
     assert facts.download_bytes > 0 and facts.catalogue.endswith(name)
+    # What it downloads, from tfds's checksums file: the same URLs and sizes, so the same hosts are probed.
+    real = {url: info.size for url, info in builder.url_infos.items()}
+    assert {d["url"]: d["bytes"] for d in facts.downloads} == real
+    with standin.install(standin.Network()):
+        assert {url: info.size for url, info in tfds.builder(name).url_infos.items()} == real
 
 
 def test_official_splits_and_sizes():
@@ -171,6 +176,42 @@ def test_a_host_can_be_down_for_every_dataset_it_serves():
             with pytest.raises(requests.exceptions.ConnectionError, match="storage.googleapis.com"):
                 tfds.builder(name).download_and_prepare()
         tfds.builder("tf_flowers").download_and_prepare()
+
+
+@pytest.mark.parametrize("kind", standin.FAILURES)
+def test_a_failed_download_falls_back_to_the_offline_standin_in_one_line(kind, monkeypatch, capsys):
+    """tlcourse.data against the stand-in failing: one line naming dataset and host, then offline."""
+    monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    monkeypatch.setattr(data, "_FAILED", {})  # the session's memory of failed downloads starts empty
+    course = env.Course(profile="ci", budget=env.PROFILES["ci"], offline=False, colab=False, devices=[],
+                        precision="float32", strategy=None, seed=0, versions={}, lesson="zz")  # fmt: skip
+    network = standin.Network(scale=0.01, fail={"download.microsoft.com": kind})
+    with standin.install(network):
+        bundle = data.load("cats_vs_dogs", image_size=32, course=course)
+        flowers = data.load("tf_flowers", image_size=32, course=_budget("ci"))  # its host is up
+    why = {
+        "host-down": "no connection",
+        "404": "HTTP 404",
+        "checksum": "checksum mismatch",
+        "timeout": "timed out",
+    }
+    assert capsys.readouterr().out.strip().splitlines() == [
+        f"ℹ️  tlcourse: download.microsoft.com failed ({why[kind]}): cats_vs_dogs → fashion_mnist stand-in "
+        "(10 classes: T-shirt/top, Trouser, Pullover, Dress, Coat, …); the lesson continues offline"
+    ]
+    assert bundle.name == "fashion_mnist" and bundle.source != "tfds" and course.offline is True
+    assert flowers.source == "tfds" and [d["name"] for d in network.downloads] == ["tf_flowers"]
+
+
+def test_a_prepared_dataset_is_not_downloaded_again():
+    network = standin.Network(scale=0.01)
+    with standin.install(network):
+        for _ in range(2):
+            tfds.builder("beans").download_and_prepare()
+        assert [d["name"] for d in network.downloads] == ["beans"] * 3  # its three archives, once
+    with standin.install(again := standin.Network(scale=0.01)):  # a fresh VM downloads again
+        tfds.builder("beans").download_and_prepare()
+    assert len(again.downloads) == 3
 
 
 def test_keras_application_weights_are_not_downloaded_but_built_random_and_counted():

@@ -177,7 +177,7 @@ class Network:
                 raise ValueError(f"fail[{key!r}]={kind!r}: use one of {FAILURES}.")
         self.wheelhouse = [Path(p) for p in self.wheelhouse]
         self._reads: dict[str, object] = {}
-        self._prepared: set[str] = set()
+        self._tfds_dir: str | None = None
         self._made: dict[tuple, object] = {}
 
     # ----------------------------------------------------------------- sizes and contents
@@ -242,6 +242,12 @@ class Network:
     @property
     def download_bytes(self) -> int:
         return sum(d["bytes"] for d in self.downloads)
+
+    def _tfds_root(self) -> str:
+        """tfds's data folder when none is given: one per Network, empty at first."""
+        if self._tfds_dir is None:
+            self._tfds_dir = tempfile.mkdtemp(prefix="tlcourse-standin-tfds-")
+        return self._tfds_dir
 
     def _cache(self) -> Path:
         if self.cache is None:
@@ -395,7 +401,10 @@ class _Builder:
         self._facts = facts
         self.name = facts.name
         self.version = tfds.core.Version(facts.version)
-        self.data_dir = str(Path(data_dir or tempfile.gettempdir()) / facts.name / facts.version)
+        root = data_dir or network._tfds_root()  # a fresh Network is a fresh VM: nothing prepared yet
+        self.data_dir = str(Path(root) / facts.name / facts.version)
+        # url -> what tfds's checksums file says of it (tlcourse.data probes these hosts)
+        self.url_infos = {d["url"]: SimpleNamespace(size=int(d["bytes"])) for d in facts.downloads}
         if facts.feature == "text":
             features = {
                 "text": tfds.features.Text(),
@@ -423,7 +432,8 @@ class _Builder:
         return f"StandinBuilder({self.name!r}, scale={self._network.scale})"
 
     def download_and_prepare(self, *args, **kwargs) -> None:
-        if self.name in self._network._prepared:
+        info_file = Path(self.data_dir, "dataset_info.json")
+        if info_file.exists():
             return  # tfds reuses what it prepared in data_dir
         for download in self._facts.downloads:
             kind = self._network.failure(self.name, urlparse(download["url"]).hostname)
@@ -431,7 +441,8 @@ class _Builder:
                 _raise_download_failure(kind, download["url"], what="tfds")
         for download in self._facts.downloads:
             self._network.record("tfds", self.name, download["url"], download["bytes"])
-        self._network._prepared.add(self.name)
+        info_file.parent.mkdir(parents=True, exist_ok=True)
+        info_file.write_text(json.dumps({"name": self.name, "version": str(self.version), "standin": True}))
 
     def as_dataset(
         self,
