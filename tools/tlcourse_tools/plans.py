@@ -52,6 +52,7 @@ FIGURES_FILE = Path(__file__).with_name("t4_figures.json")
 GB = 1024**3
 # What each profile must fit in: Colab has ≈12.7 GB of RAM and a T4 15 GB; a laptop is given 6 GB.
 LIMITS = {"full": {"host_gb": 10.0, "device_gb": 12.0}, "cpu": {"host_gb": 6.0, "device_gb": None}}
+COLAB = {"host_gb": 12.7, "device_gb": 15.0}  # what a Colab T4 runtime has
 LARGEST_BATCH_SIZE = 512  # no lesson asks for a larger batch; a larger one is the whole data at once
 
 
@@ -924,8 +925,74 @@ def replan(output: str | os.PathLike, *, plan_file: str | os.PathLike | None = N
     return rows
 
 
-if __name__ == "__main__":  # python -m tlcourse_tools.plans OUTPUT [PLAN_FILE]
+def markdown(rows: Sequence[Mapping]) -> str:
+    """The plan rows as the Markdown page ``docs/plans.md`` (the same rows give the same page).
+
+    Examples
+    --------
+    >>> row = {"lesson": "03", "profile": "full", "status": "ok", "host_ram_gb_measured": 5.7,
+    ...        "host_ram_gb_planned": 13.1, "device_ram_gb_planned": 2.0, "t4_minutes_planned": 5.4,
+    ...        "downloads_mb": 786.7}
+    >>> print(markdown([row]).splitlines()[-1])
+    | 03 | full | ok | **13.1** ⚠️ Colab | 2.0 | 5.4 | 787 | 5.7 |
+    """
+    lines = [
+        "# Memory and time plans per lesson (generated)",
+        "",
+        "Written by `make dry-run` from `build/course/plan.json`; regenerate this page from that file with",
+        "`python -m tlcourse_tools.plans table build/course/plan.json docs/plans.md`. How the plans are made:",
+        "[instructors.md](instructors.md#will-it-fit-on-colab-dry-runs-make-dry-run).",
+        "",
+        f"Flags: ⚠️ Colab, over what Colab has ({COLAB['host_gb']} GB of RAM, {COLAB['device_gb']} GB on a T4); "
+        "⚠️ margin, over the limit the tests hold the plans to "
+        + ", ".join(
+            f"{p}: host {v['host_gb']} GB" + (f", device {v['device_gb']} GB" if v["device_gb"] else "")
+            for p, v in LIMITS.items()
+        )
+        + ". Host and device are planned peaks at the real dataset sizes; T4 minutes are planned for a",
+        "Colab T4 (compute, decoding, downloads and tfds preparation); the dry run's own high-water mark is",
+        "the last column.",
+        "",
+        "| lesson | profile | status | host RAM, GB | device memory, GB | T4 minutes | downloads, MB | "
+        "host RAM in the dry run, GB |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+
+    def flagged(value, profile: str, kind: str) -> str:
+        colab = COLAB[f"{kind}_gb"] if profile == "full" else None
+        limit = LIMITS.get(profile, {}).get(f"{kind}_gb")
+        if colab is not None and value > colab:
+            return f"**{value:.1f}** ⚠️ Colab"
+        if limit is not None and value > limit:
+            return f"**{value:.1f}** ⚠️ margin"
+        return f"{value:.1f}"
+
+    for row in sorted(rows, key=lambda r: (r["profile"] != "full", r["profile"], r["lesson"])):
+        status = row["status"] if row["status"] == "ok" else f"failed: {row['status']}".replace("|", "/")
+        lines.append(
+            f"| {row['lesson']} | {row['profile']} | {status} | "
+            f"{flagged(row['host_ram_gb_planned'], row['profile'], 'host')} | "
+            f"{flagged(row['device_ram_gb_planned'], row['profile'], 'device')} | "
+            f"{row['t4_minutes_planned']:.1f} | {row['downloads_mb']:.0f} | {row['host_ram_gb_measured']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(plan_file: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Write :func:`markdown` of a plan file to ``path`` and return it."""
+    rows = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+    path = Path(path)
+    path.write_text(markdown(rows), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    # python -m tlcourse_tools.plans table PLAN_FILE MARKDOWN   (the page docs/plans.md)
+    # python -m tlcourse_tools.plans OUTPUT [PLAN_FILE]         (plan again from a dry run's reports)
     import sys
 
-    for row in replan(sys.argv[1], plan_file=sys.argv[2] if len(sys.argv) > 2 else None):
-        print(json.dumps(row))
+    if sys.argv[1] == "table":
+        print(write_markdown(sys.argv[2], sys.argv[3]))
+    else:
+        for row in replan(sys.argv[1], plan_file=sys.argv[2] if len(sys.argv) > 2 else None):
+            print(json.dumps(row))
