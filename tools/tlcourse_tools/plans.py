@@ -934,7 +934,7 @@ def markdown(rows: Sequence[Mapping]) -> str:
     ...        "host_ram_gb_planned": 13.1, "device_ram_gb_planned": 2.0, "t4_minutes_planned": 5.4,
     ...        "downloads_mb": 786.7}
     >>> print(markdown([row]).splitlines()[-1])
-    | 03 | full | ok | **13.1** ⚠️ Colab | 2.0 | 5.4 | 787 | 5.7 |
+    | 03 | full | ok | **13.1** ⚠️ Colab | 2.0 | 5.4 | 787 | 5.7 | – |
     """
     lines = [
         "# Memory and time plans per lesson (generated)",
@@ -954,8 +954,8 @@ def markdown(rows: Sequence[Mapping]) -> str:
         "the last column.",
         "",
         "| lesson | profile | status | host RAM, GB | device memory, GB | T4 minutes | downloads, MB | "
-        "host RAM in the dry run, GB |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "host RAM in the dry run, GB | dry run, s (wall / CPU) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
 
     def flagged(value, profile: str, kind: str) -> str:
@@ -973,8 +973,17 @@ def markdown(rows: Sequence[Mapping]) -> str:
             f"| {row['lesson']} | {row['profile']} | {status} | "
             f"{flagged(row['host_ram_gb_planned'], row['profile'], 'host')} | "
             f"{flagged(row['device_ram_gb_planned'], row['profile'], 'device')} | "
-            f"{row['t4_minutes_planned']:.1f} | {row['downloads_mb']:.0f} | {row['host_ram_gb_measured']:.1f} |"
+            f"{row['t4_minutes_planned']:.1f} | {row['downloads_mb']:.0f} | {row['host_ram_gb_measured']:.1f} | "
+            + ("{wall} / {cpu} |".format(**row["dry_run_s"]) if "dry_run_s" in row else "– |")
         )
+    spent = [row["dry_run_s"] for row in rows if "dry_run_s" in row]
+    if spent:
+        lines += [
+            "",
+            f"The dry runs above took {sum(s['wall'] for s in spent)} s of wall time and "
+            f"{sum(s['cpu'] for s in spent)} s of CPU time in their kernels (wall time grows with the machine's "
+            "load; CPU time over the cores is what an idle machine would need, plus each kernel's start).",
+        ]
     return "\n".join(lines) + "\n"
 
 

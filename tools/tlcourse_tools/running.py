@@ -849,8 +849,11 @@ def _dry_run_lesson(path: Path, nb, shared: dict, env: Mapping[str, str], common
     """Two dry runs of one lesson (the data at 1 %, then twice that) and its plan: (row, whether Ctrl-C stopped it)."""
     from tlcourse_tools import plans
 
+    import resource
+
     reports, rows, interrupted = [], [], False
     lesson = path.stem[:2]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the kernels are this process's children
     for index, growth in enumerate(DRY_RUN_GROWTH):
         kernel_env, report = _dry_run_env(shared, lesson, growth, index)
         row, interrupted = _run_lesson(
@@ -868,4 +871,8 @@ def _dry_run_lesson(path: Path, nb, shared: dict, env: Mapping[str, str], common
     if reports:
         small, large = reports[0], reports[-1]
         row.plan = plans.lesson_plan(lesson, shared["profile"], small, large, status=status)
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("ru_utime", "ru_stime"))
+        # What the dry run itself cost: wall time depends on the machine's load, CPU time much less.
+        row.plan["dry_run_s"] = {"wall": round(row.seconds), "cpu": round(cpu)}
     return row, interrupted
