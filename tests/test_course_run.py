@@ -335,3 +335,4 @@ def test_a_dry_run_runs_the_online_path_against_the_stand_in_and_writes_a_plan(t
     assert 0 < row["host_ram_gb_measured"] <= row["host_ram_gb_planned"] < 10
     assert 0 < row["device_ram_gb_planned"] < 2 and row["t4_minutes_planned"] > 0
     assert "host GB" in run.table() and row["lesson"] == "99"
+    assert row["dry_run_s"]["wall"] > 0 and row["dry_run_s"]["cpu"] > 0, "what the dry run cost"

@@ -262,3 +262,26 @@ def test_each_lesson_fits_its_profile_by_plan(row):
 
 def test_the_stand_in_knows_what_the_plans_load():
     assert set(standin.catalogue()) == set(data.TFDS_DATASETS)
+
+
+def test_the_plan_table_flags_what_colab_cannot_hold_and_what_exceeds_the_margin(tmp_path):
+    def row(lesson, profile, host, device, **extra):
+        return {"lesson": lesson, "profile": profile, "status": "ok", "host_ram_gb_measured": 1.0,
+                "host_ram_gb_planned": host, "device_ram_gb_planned": device, "t4_minutes_planned": 3.0,
+                "downloads_mb": 10.0, **extra}  # fmt: skip
+
+    rows = [row("05", "full", 13.5, 2.0), row("03", "full", 11.0, 16.0, dry_run_s={"wall": 90, "cpu": 40}),
+            row("04", "full", 2.0, 12.5), row("03", "cpu", 7.0, 0.0), {**row("09", "full", 1, 1), "status": "x | y"}]  # fmt: skip
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(rows))
+    page = plans.write_markdown(plan_file, tmp_path / "plans.md").read_text(encoding="utf-8")
+    table = [line for line in page.splitlines() if line.startswith("| 0")]
+    assert [line.split(" | ")[:2] for line in table] == [
+        ["| 03", "full"], ["| 04", "full"], ["| 05", "full"], ["| 09", "full"], ["| 03", "cpu"]
+    ]  # fmt: skip
+    assert "| **11.0** ⚠️ margin | **16.0** ⚠️ Colab |" in table[0] and table[0].endswith("| 90 / 40 |")
+    assert "| 2.0 | **12.5** ⚠️ margin |" in table[1]
+    assert "| **13.5** ⚠️ Colab |" in table[2] and "failed: x / y" in table[3]
+    assert "| **7.0** ⚠️ margin | 0.0 |" in table[4], "a laptop has no Colab limit, only the 6 GB margin"
+    assert "took 90 s of wall time and 40 s of CPU time" in page
+    assert plans.markdown(rows) == page, "the same plans give the same page"

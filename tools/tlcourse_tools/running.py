@@ -847,9 +847,9 @@ def run_course(
 
 def _dry_run_lesson(path: Path, nb, shared: dict, env: Mapping[str, str], common: dict):
     """Two dry runs of one lesson (the data at 1 %, then twice that) and its plan: (row, whether Ctrl-C stopped it)."""
-    from tlcourse_tools import plans
-
     import resource
+
+    from tlcourse_tools import plans
 
     reports, rows, interrupted = [], [], False
     lesson = path.stem[:2]
