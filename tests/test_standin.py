@@ -24,9 +24,12 @@ ONLINE = list(standin.catalogue())  # every dataset a lesson loads through tenso
 
 
 @pytest.fixture
-def online(monkeypatch):
+def online(monkeypatch, tmp_path):
     """tlcourse on its online path (TLCOURSE_OFFLINE=0), with the network replaced by the stand-in."""
     monkeypatch.setenv("TLCOURSE_OFFLINE", "0")
+    # As on Colab: no Fashion-MNIST files on disk (Debian's package, Keras's cache), so tfds downloads it.
+    monkeypatch.setattr(data, "FASHION_DIR", tmp_path / "no-debian-fashion-mnist")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     network = standin.Network(scale=0.01, min_per_class=8)
     with standin.install(network):
         yield network

@@ -366,7 +366,8 @@ class Recorder:
         shapes = [None if s is None else s.shape.as_list()[1:] for s in tf.nest.flatten(x_spec)]
         policy = keras.mixed_precision.global_policy().name
         trainable = int(sum(math.prod(w.shape) for w in model.trainable_weights))
-        name = f"{model.name}:{int(model.count_params())}:{trainable}:{json.dumps(shapes)}:{policy}:" + (
+        total = int(sum(math.prod(w.shape) for w in model.weights))  # count_params() needs model.built
+        name = f"{model.name}:{total}:{trainable}:{json.dumps(shapes)}:{policy}:" + (
             "train" if training else "infer"
         )
         if name not in self.report["models"]:
@@ -378,7 +379,7 @@ class Recorder:
                 self._save_costs()
             self.report["models"][name] = {
                 "name": model.name,
-                "parameters": int(model.count_params()),
+                "parameters": total,
                 "trainable": trainable,
                 "input": shapes,
                 "policy": policy,
@@ -489,10 +490,13 @@ class Recorder:
             keras.config.set_max_steps_per_epoch(previous)
         _pad_history(history, initial + epochs)
         if steps is not None and x_spec is not None:
-            self._record_work("fit", model, x_spec, steps=steps * max(epochs, 0), batch=batch or 32,
-                              extra={"epochs": epochs, "steps_per_epoch": steps})  # fmt: skip
-            if val_steps:
-                self._record_work("evaluate", model, x_spec, steps=val_steps, batch=batch or 32)
+            try:  # recording must never break the lesson
+                self._record_work("fit", model, x_spec, steps=steps * max(epochs, 0), batch=batch or 32,
+                                  extra={"epochs": epochs, "steps_per_epoch": steps})  # fmt: skip
+                if val_steps:
+                    self._record_work("evaluate", model, x_spec, steps=val_steps, batch=batch or 32)
+            except Exception as exc:
+                self.report["errors"].append(f"fit of {model.name}: {exc}"[:200])
         else:
             self.report["errors"].append(f"fit of {model.name}: could not count its steps")
         return history

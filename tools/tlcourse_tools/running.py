@@ -705,6 +705,8 @@ def _dry_run_env(shared: dict, lesson: str, growth: int, index: int) -> tuple[di
         "TLCOURSE_RECORD_DIR": str(folder / "records"),
         "TFDS_DATA_DIR": str(folder / "tfds"),
         "KERAS_HOME": str(folder / "keras"),
+        # Colab has no Debian Fashion-MNIST package: the lessons download it through tfds there.
+        "TLCOURSE_FASHION_MNIST_DIR": str(folder / "no-debian-fashion-mnist"),
         "MPLBACKEND": "Agg",
         plans.DRY_RUN_ENV: json.dumps(config),
     }
