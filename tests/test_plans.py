@@ -105,6 +105,29 @@ def test_fit_runs_every_epoch_capped_to_one_step_and_counts_the_real_steps(recor
     assert keras.config.max_steps_per_epoch() is None, "the cap is lifted after the fit"
 
 
+def test_a_subclassed_model_keras_never_marks_built_is_recorded(recorder):
+    """Like lesson 06's two-domain model: its own train_step, its layers built, itself never `built`."""
+
+    class TwoHeads(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                loss = keras.losses.sparse_categorical_crossentropy(y, self.dense(x), from_logits=True)
+            grads = tape.gradient(loss, self.dense.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.dense.trainable_variables))
+            return {"loss": tf.reduce_mean(loss)}
+
+    model = TwoHeads()
+    model.dense.build((None, 4))
+    assert not model.built  # count_params() raises on it
+    name = recorder._signature(model, tf.TensorSpec([None, 4]), training=True)
+    assert recorder.report["models"][name]["parameters"] == 4 * 3 + 3
+
+
 def test_epochs_can_be_capped_and_the_history_still_covers_every_epoch(recorder):
     recorder.config["max_epochs"] = 2
     x, y = np.random.rand(24, 16, 16, 3).astype("float32"), np.arange(24) % 10
