@@ -118,7 +118,7 @@ def test_a_subclassed_model_keras_never_marks_built_is_recorded(recorder):
             with tf.GradientTape() as tape:
                 loss = keras.losses.sparse_categorical_crossentropy(y, self.dense(x), from_logits=True)
             grads = tape.gradient(loss, self.dense.trainable_variables)
-            self.optimizer.apply_gradients(zip(grads, self.dense.trainable_variables))
+            self.optimizer.apply_gradients(zip(grads, self.dense.trainable_variables, strict=True))
             return {"loss": tf.reduce_mean(loss)}
 
     model = TwoHeads()
