@@ -105,6 +105,67 @@ def test_fit_runs_every_epoch_capped_to_one_step_and_counts_the_real_steps(recor
     assert keras.config.max_steps_per_epoch() is None, "the cap is lifted after the fit"
 
 
+def test_predict_and_evaluate_run_one_step_count_the_real_ones_and_return_every_row(recorder):
+    x, y = np.random.rand(40, 16, 16, 3).astype("float32"), np.arange(40) % 10
+    model = _conv_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    batches = []
+    counter = keras.callbacks.LambdaCallback(on_predict_batch_end=lambda batch, logs: batches.append(batch))
+    predictions = model.predict(x, batch_size=8, callbacks=[counter], verbose=0)
+    assert batches == [0], "one step"
+    assert predictions.shape == (40, 10), (
+        "as many rows as the real predictions (host memory, the lesson's code)"
+    )
+    np.testing.assert_allclose(predictions[:8], model(x[:8]).numpy(), rtol=1e-5)
+    from_dataset = model.predict(tf.data.Dataset.from_tensor_slices(x).batch(16), verbose=0)
+    assert from_dataset.shape == (40, 10)
+    model.evaluate(x, y, batch_size=8, verbose=0)
+    assert [(w["kind"], w["steps"], w["batch"]) for w in recorder.report["work"] if w["kind"] != "call"] == [
+        ("predict", 5, 8),
+        ("predict", 3, 16),
+        ("evaluate", 5, 8),
+    ]
+    assert keras.config.max_steps_per_epoch() is None
+
+
+@pytest.mark.parametrize("as_arrays", [True, False])
+def test_feature_extraction_runs_one_batch_and_keeps_the_real_labels(recorder, as_arrays):
+    from tlcourse import train
+
+    x, y = np.random.rand(40, 16, 16, 3).astype("float32"), np.arange(40) % 10
+    base = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()]
+    )
+    data = (x, y) if as_arrays else tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    features = train.extract_features(base, data, batch_size=8, cache=False, verbose=0)
+    assert features.features.shape == (40, 4) and features.features.dtype == np.float32
+    np.testing.assert_array_equal(features.labels, y)
+    np.testing.assert_allclose(features.features[:8], base(x[:8]).numpy(), rtol=1e-5)
+    work = recorder.report["work"][0]  # then the direct call of the check above
+    assert (work["kind"], work["steps"], work["batch"]) == ("predict", 5, 8)
+
+
+def test_seeds_are_cut_short_and_the_work_of_their_loop_counts_as_the_real_count(recorder):
+    from tlcourse import env
+
+    recorder.config["max_seeds"] = 2
+    recorder.uninstall()
+    recorder.install()
+    seeds = env.PROFILES["full"].seeds
+    assert list(seeds) == [0, 1] and seeds.real == 3
+    assert seeds[0] == 0 and len(seeds[1:]) == 1 and seeds[1:].real == 2
+    recorder.pre_run_cell()  # a new cell: list(seeds) above stood for a loop over the three seeds
+    x = np.random.rand(8, 16, 16, 3).astype("float32")
+    model = _conv_model()
+    model.predict(x, verbose=0)
+    for _ in seeds[1:]:
+        model.predict(x, verbose=0)
+    assert [w.get("repeat", 1.0) for w in recorder.report["work"]] == [1.0, 2.0]
+    recorder.pre_run_cell()
+    model.predict(x, verbose=0)
+    assert "repeat" not in recorder.report["work"][-1], "a new cell starts at one"
+
+
 def test_a_subclassed_model_keras_never_marks_built_is_recorded(recorder):
     """Like lesson 06's two-domain model: its own train_step, its layers built, itself never `built`."""
 

@@ -6,7 +6,11 @@ batch sizes and precision (``full`` pretends to be a Colab T4, so ``setup()`` pi
 Only two things are cut: the datasets are served at a small scale, and each ``fit`` runs at most
 ``max_epochs`` epochs of ``steps_per_epoch`` steps (Keras's own ``keras.config.set_max_steps_per_epoch``;
 the History it returns is padded to the epochs asked for) while the steps it would have taken are
-counted. No cell is skipped.
+counted. ``predict``/``evaluate`` and the feature extractor of ``tlcourse.train`` run ``steps_per_epoch``
+steps as well and count the real ones; their outputs keep the real number of rows (the computed rows
+repeated), so that host memory still grows with the data. A budget's seeds are cut to ``max_seeds``
+(:class:`DryRunSeeds`) and the work that follows a loop over them in a cell counts as the real number of
+seeds. No cell is skipped.
 
 Each lesson runs twice: at a small scale of every dataset, and at twice that. The kernel records (:class:`Recorder`):
 
@@ -289,6 +293,35 @@ def _pad_history(history, epochs: int) -> None:
         history.params["epochs"] = epochs
 
 
+class DryRunSeeds(tuple):
+    """A budget's seeds cut to the first few in a dry run, that remember how many the lesson asked for.
+
+    Iterating them (a loop over seeds, ``list(seeds)``, ``tuple(seeds)``) tells the recorder that the work
+    that follows in the cell repeats ``real / len(self)`` times in a real run; a slice keeps the count of
+    the real slice (``seeds[1:]`` of 3 seeds run as 2 stands for 2 seeds run as 1).
+    """
+
+    def __new__(cls, seeds, *, real: int, recorder=None):
+        self = super().__new__(cls, seeds)
+        self.real = int(real)
+        self.recorder = recorder
+        return self
+
+    def __iter__(self):
+        if self.recorder is not None and len(self):
+            self.recorder.repeat_work(self.real / len(self))
+        return super().__iter__()
+
+    def __getitem__(self, index):
+        out = super().__getitem__(index)
+        if isinstance(index, slice):
+            return DryRunSeeds(out, real=len(range(self.real)[index]), recorder=self.recorder)
+        return out
+
+    def __reduce__(self):  # pickled (a Budget sent to a worker) as the plain tuple it stands for
+        return (tuple, (tuple(self),))
+
+
 class Recorder:
     """What a dry-run kernel records: per-cell memory, data loads, steps and downloads.
 
@@ -316,8 +349,10 @@ class Recorder:
             self._known_costs = json.loads(self._costs_file.read_text(encoding="utf-8"))
         self._depth = threading.local()
         self._cell_started = time.perf_counter()
+        self._cell_cpu = time.process_time()
         self._cell_device = 0.0  # bytes of activations the cell's work keeps on the accelerator
         self._cell_number = 0  # cells run so far (the report's cells are numbered the same way)
+        self._repeat = 1.0  # how many times the cell's work so far repeats in a real run (capped seeds)
         self.network = None
 
     # ----------------------------------------------------------------- cells
@@ -325,7 +360,9 @@ class Recorder:
         self._cell_number += 1
         _reset_high_water_mark()
         self._cell_started = time.perf_counter()
+        self._cell_cpu = time.process_time()
         self._cell_device = 0.0
+        self._repeat = 1.0
         self._cell_start_rss = _status().get("VmRSS", 0)
 
     def post_run_cell(self, result=None) -> None:
@@ -338,6 +375,8 @@ class Recorder:
                 "start_rss_gb": getattr(self, "_cell_start_rss", 0) / GB,
                 "activations_gb": self._cell_device / GB,
                 "seconds": round(time.perf_counter() - self._cell_started, 2),
+                # CPU time of the kernel (all its threads): what the cell costs on an idle machine
+                "cpu_seconds": round(time.process_time() - self._cell_cpu, 2),
             }
         )
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
@@ -394,6 +433,10 @@ class Recorder:
             tmp.write_text(json.dumps(self._known_costs), encoding="utf-8")
             tmp.replace(self._costs_file)
 
+    def repeat_work(self, factor: float) -> None:
+        """The rest of this cell's work stands for ``factor`` times as much (a loop over capped seeds)."""
+        self._repeat = float(factor)
+
     def _record_work(self, kind: str, model, x_spec, *, steps: int, batch: int, extra=None) -> None:
         name = self._signature(model, x_spec, training=kind == "fit")
         entry = {
@@ -403,6 +446,8 @@ class Recorder:
             "batch": int(batch),
             "cell": self._cell_number,
         }
+        if self._repeat != 1.0:
+            entry["repeat"] = round(self._repeat, 4)
         if kind == "fit" and getattr(model, "optimizer", None) is not None:
             entry["optimizer_bytes"] = int(sum(math.prod(v.shape) * 4 for v in model.optimizer.variables))
         entry.update(extra or {})
@@ -411,6 +456,10 @@ class Recorder:
 
     def _count(self, data) -> tuple[int, int]:
         """(batches, largest batch) of a finite tf.data.Dataset, reading it all (its caches fill, as in a real epoch)."""
+        return self._count_examples(data)[:2]
+
+    def _count_examples(self, data) -> tuple[int, int, int]:
+        """(batches, largest batch, examples) of a finite tf.data.Dataset, reading it all."""
         import tensorflow as tf
 
         def leading(element):
@@ -418,10 +467,10 @@ class Recorder:
             return tf.cast(tf.shape(first)[0], tf.int64) if first.shape.rank else tf.constant(1, tf.int64)
 
         counted = data.map(lambda *element: leading(element)).reduce(
-            (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
-            lambda state, n: (state[0] + 1, tf.maximum(state[1], n)),
+            (tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+            lambda state, n: (state[0] + 1, tf.maximum(state[1], n), state[2] + n),
         )
-        return int(counted[0]), int(counted[1])
+        return int(counted[0]), int(counted[1]), int(counted[2])
 
     def _steps_and_batch(self, x, batch_size, fraction: float = 1.0):
         """(steps per epoch, batch size, x spec) of fit/predict input ``x``."""
@@ -505,40 +554,107 @@ class Recorder:
     def max_epochs(self) -> int | None:
         return self.config.get("max_epochs")
 
+    def _capped(self, original, *args, **kwargs):
+        """Run ``original`` with every Keras epoch (fit, evaluate, predict) cut to the dry run's steps."""
+        import keras
+
+        previous = keras.config.max_steps_per_epoch()
+        keras.config.set_max_steps_per_epoch(self.steps_per_epoch)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Limiting steps_per_epoch")
+                return original(*args, **kwargs)
+        finally:
+            keras.config.set_max_steps_per_epoch(previous)
+
     def infer(self, kind: str, original, model, *args, **kwargs):
+        """``predict``/``evaluate`` cut to the dry run's steps; the real steps are counted.
+
+        ``predict`` returns as many rows as the real call would (the computed rows repeated), so that
+        what the lesson does with them runs, and holds as much host memory, as with the real predictions.
+        """
         import inspect
 
         import keras
+        import numpy as np
         import tensorflow as tf
-
-        steps_done = [0]
-
-        class CountSteps(keras.callbacks.Callback):
-            def on_predict_batch_end(self, batch, logs=None):
-                steps_done[0] += 1
-
-            def on_test_batch_end(self, batch, logs=None):
-                steps_done[0] += 1
 
         bound = inspect.signature(original).bind(model, *args, **kwargs)
         if isinstance(bound.arguments.get("callbacks"), keras.callbacks.CallbackList):
             return original(model, *args, **kwargs)  # fit's own validation: fit counted its steps
-        bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or []), CountSteps()]
-        result = original(*bound.args, **bound.kwargs)
         x = bound.arguments.get("x")
         batch = bound.arguments.get("batch_size") or 32
-        if isinstance(x, tf.data.Dataset):
-            spec = x.element_spec
-            x_spec = _spec_of(spec[0] if isinstance(spec, tuple) else spec)
-            if kind == "predict" and steps_done[0]:
-                batch = max(1, math.ceil(len(tf.nest.flatten(result)[0]) / steps_done[0]))
-        else:
-            x_spec = _spec_of(x)
+        steps = examples = x_spec = None
         try:
-            self._record_work(kind, model, x_spec, steps=steps_done[0], batch=batch)
+            if isinstance(x, tf.data.Dataset):
+                spec = x.element_spec
+                x_spec = _spec_of(spec[0] if isinstance(spec, tuple) else spec)
+                if int(x.cardinality()) >= 0:
+                    steps, batch, examples = self._count_examples(x)
+            else:
+                steps, batch, x_spec = self._steps_and_batch(x, batch)
+                examples = len(tf.nest.flatten(x)[0])
+            if bound.arguments.get("steps") and steps is not None:
+                steps = min(steps, int(bound.arguments["steps"]))
+                examples = None
         except Exception as exc:  # recording must never break the lesson
             self.report["errors"].append(f"{kind} of {model.name}: {exc}"[:200])
+            steps = None
+        if steps is None:  # an input whose steps cannot be counted runs in full
+            result = original(*bound.args, **bound.kwargs)
+        else:
+            result = self._capped(original, *bound.args, **bound.kwargs)
+        if kind == "predict" and examples:
+
+            def full(rows):
+                rows = np.asarray(rows)
+                if rows.ndim == 0 or len(rows) in (0, examples):
+                    return rows
+                return np.resize(rows, (examples, *rows.shape[1:]))
+
+            result = tf.nest.map_structure(full, result)
+        if steps is not None and x_spec is not None:
+            try:
+                self._record_work(kind, model, x_spec, steps=steps, batch=batch or 32)
+            except Exception as exc:  # recording must never break the lesson
+                self.report["errors"].append(f"{kind} of {model.name}: {exc}"[:200])
+        else:
+            self.report["errors"].append(f"{kind} of {model.name}: could not count its steps")
         return result
+
+    def embedder(self, original, base, x_spec):
+        """``tlcourse.train``'s feature extractor (a pass of a frozen base over every batch), capped.
+
+        The first ``steps_per_epoch`` batches run the base; every later batch is still read from the
+        data (decoding, caches) and gets the first batch's features repeated to its size, so that the
+        features hold as much memory as the real ones. The steps are counted as they come.
+        """
+        import numpy as np
+        import tensorflow as tf
+
+        embed = original(base, x_spec)
+        state: dict[str, Any] = {"entry": None, "first": None}
+
+        def capped(images):
+            entry = state["entry"]
+            batch = int(images.shape[0])
+            if entry is None:
+                try:
+                    self._record_work("predict", base, _spec_of(images), steps=0, batch=batch)
+                    state["entry"] = entry = self.report["work"][-1]
+                except Exception as exc:  # recording must never break the lesson
+                    self.report["errors"].append(f"features of {base.name}: {exc}"[:200])
+                    state["entry"] = entry = {"steps": 0, "batch": batch}
+            entry["steps"] += 1
+            entry["batch"] = max(entry["batch"], batch)
+            if entry["steps"] <= self.steps_per_epoch or state["first"] is None:
+                out = embed(images)
+                state["first"] = out.numpy()
+                return out
+            first = state["first"]
+            return tf.constant(np.resize(first, (batch, *first.shape[1:])))
+
+        return capped
 
     def call(self, original, model, *args, **kwargs):
         import tensorflow as tf
@@ -629,6 +745,15 @@ class Recorder:
         patch(keras.Model, "predict", functools.partial(self.infer, "predict"))
         patch(keras.Model, "evaluate", functools.partial(self.infer, "evaluate"))
         patch(keras.Model, "__call__", self.call)
+        from tlcourse import train
+
+        patch(train, "_embedder", self.embedder)
+        if self.config.get("max_seeds"):  # the lessons' repeated seeds, cut short (the plan multiplies back)
+            cap = int(self.config["max_seeds"])
+            profiles = {name: budget.replace(seeds=DryRunSeeds(budget.seeds[:cap], real=len(budget.seeds),
+                                                               recorder=self))
+                        for name, budget in env.PROFILES.items()}  # fmt: skip
+            self._installed._set(env, "PROFILES", profiles)
         original_load = data.load
 
         @functools.wraps(original_load)
@@ -836,7 +961,8 @@ def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, st
         out = {"compute": 0.0}
         for entry in report["work"]:
             model = report["models"].get(entry["model"], {})
-            out["compute"] += entry["steps"] * step_seconds(model, entry["kind"], entry["batch"], f)
+            repeat = entry.get("repeat", 1.0)  # work of a loop over seeds the dry run cut short
+            out["compute"] += repeat * entry["steps"] * step_seconds(model, entry["kind"], entry["batch"], f)
         decode_ms = report["config"].get("decode_ms", {})
         reads = sum(n * decode_ms.get(name, 4.0) for name, n in report.get("reads", {}).items())
         out["decode"] = reads / 1000 / f["colab_cpus"]["value"]
