@@ -462,14 +462,18 @@ class Recorder:
         """(batches, largest batch, examples) of a finite tf.data.Dataset, reading it all."""
         import tensorflow as tf
 
-        def leading(element):
+        # Plain graph code: AutoGraph cannot read these functions' source in a kernel, and would say so.
+        @tf.autograph.experimental.do_not_convert
+        def leading(*element):
             first = tf.nest.flatten(element)[0]
             return tf.cast(tf.shape(first)[0], tf.int64) if first.shape.rank else tf.constant(1, tf.int64)
 
-        counted = data.map(lambda *element: leading(element)).reduce(
-            (tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
-            lambda state, n: (state[0] + 1, tf.maximum(state[1], n), state[2] + n),
-        )
+        @tf.autograph.experimental.do_not_convert
+        def add(state, n):
+            return state[0] + 1, tf.maximum(state[1], n), state[2] + n
+
+        zero = tf.constant(0, tf.int64)
+        counted = data.map(leading).reduce((zero, zero, zero), add)
         return int(counted[0]), int(counted[1]), int(counted[2])
 
     def _steps_and_batch(self, x, batch_size, fraction: float = 1.0):
