@@ -294,29 +294,28 @@ def _pad_history(history, epochs: int) -> None:
 
 
 class DryRunSeeds(tuple):
-    """A budget's seeds cut to the first few in a dry run, that remember how many the lesson asked for.
+    """A budget's seeds cut to the first ``cap`` in a dry run, that remember the seeds the lesson asked for.
 
     Iterating them (a loop over seeds, ``list(seeds)``, ``tuple(seeds)``) tells the recorder that the work
-    that follows in the cell repeats ``real / len(self)`` times in a real run; a slice keeps the count of
-    the real slice (``seeds[1:]`` of 3 seeds run as 2 stands for 2 seeds run as 1).
+    that follows in the cell repeats ``len(real) / len(self)`` times in a real run. A slice cuts the real
+    seeds and then caps them again, so that ``seeds[1:]`` still runs one seed (and stands for two).
     """
 
-    def __new__(cls, seeds, *, real: int, recorder=None):
-        self = super().__new__(cls, seeds)
-        self.real = int(real)
-        self.recorder = recorder
+    def __new__(cls, real, *, cap: int, recorder=None):
+        real = tuple(real)
+        self = super().__new__(cls, real[: max(1, int(cap))])
+        self.real, self.cap, self.recorder = real, max(1, int(cap)), recorder
         return self
 
     def __iter__(self):
         if self.recorder is not None and len(self):
-            self.recorder.repeat_work(self.real / len(self))
+            self.recorder.repeat_work(len(self.real) / len(self))
         return super().__iter__()
 
     def __getitem__(self, index):
-        out = super().__getitem__(index)
         if isinstance(index, slice):
-            return DryRunSeeds(out, real=len(range(self.real)[index]), recorder=self.recorder)
-        return out
+            return DryRunSeeds(self.real[index], cap=self.cap, recorder=self.recorder)
+        return super().__getitem__(index)
 
     def __reduce__(self):  # pickled (a Budget sent to a worker) as the plain tuple it stands for
         return (tuple, (tuple(self),))
@@ -754,8 +753,7 @@ class Recorder:
         patch(train, "_embedder", self.embedder)
         if self.config.get("max_seeds"):  # the lessons' repeated seeds, cut short (the plan multiplies back)
             cap = int(self.config["max_seeds"])
-            profiles = {name: budget.replace(seeds=DryRunSeeds(budget.seeds[:cap], real=len(budget.seeds),
-                                                               recorder=self))
+            profiles = {name: budget.replace(seeds=DryRunSeeds(budget.seeds, cap=cap, recorder=self))
                         for name, budget in env.PROFILES.items()}  # fmt: skip
             self._installed._set(env, "PROFILES", profiles)
         original_load = data.load
