@@ -38,7 +38,9 @@ DRY_RUN_SCALE = 0.01  # a dry run serves 1 % of every split (at least DRY_RUN_MI
 DRY_RUN_GROWTH = (1, 2)  # ... then twice that: memory and steps per example come from the difference
 DRY_RUN_STEPS = 1  # steps per epoch of every fit in a dry run
 DRY_RUN_EPOCHS = 2  # epochs at most of every fit in a dry run (its History is padded to the epochs asked for)
-DRY_RUN_MIN_PER_CLASS = 10  # examples per class and split at least, so that small scales keep every class
+DRY_RUN_MIN_PER_CLASS = (
+    15  # examples a class and split at least: every class kept, and more than lesson 02's 10 labels a class
+)
 DRY_RUN_SEEDS = (
     2  # seeds a dry run runs of a budget's seeds (the plan multiplies the work back by the real count)
 )
