@@ -282,6 +282,20 @@ def test_a_lesson_plan_from_two_runs():
                         "device_ram_gb_planned", "t4_minutes_planned", "downloads_mb"}  # fmt: skip
 
 
+def test_a_cell_grows_with_the_data_loaded_so_far_not_with_what_later_cells_load():
+    """Lesson 02: a cell on a small dataset grew a little; a large dataset loaded in a later cell must not scale it."""
+
+    def report(scale, hwm):
+        out = _report(scale, hwm=hwm, steps=10)
+        out["loads"][0]["cell"] = 1  # 100 or 200 examples of 1000, loaded in cell 1
+        out["loads"].append({"name": "big", "sizes": {"train": int(10_000 * scale)}, "real_sizes": {"train": 100_000},
+                             "cell": 2})  # fmt: skip
+        return out
+
+    row = plans.lesson_plan("02", "full", report(0.1, [1.5, 1.0]), report(0.2, [2.0, 1.0]))  # cell 2 flat
+    assert row["host_ram_gb_planned"] == pytest.approx(2.0 + 0.5 / 100 * 800, abs=0.01), "cell 1 at its 1000"
+
+
 def test_a_whole_dataset_fed_as_one_batch_grows_with_the_data_and_a_filled_batch_does_not():
     def run(n, test_batch, whole_batch):
         return {"work": [{"kind": "call", "model": "m", "steps": 1, "batch": test_batch, "cell": 7},

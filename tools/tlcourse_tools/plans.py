@@ -698,7 +698,8 @@ class Recorder:
         base = name[:-2] if name.endswith("_m") else name
         entry = {"name": name, "sizes": dict(bundle.sizes), "caps": list(caps),
                  "image_shape": list(bundle.image_shape) if bundle.image_shape else None,
-                 "classes": kwargs.get("classes"), "labels_per_class": kwargs.get("labels_per_class")}  # fmt: skip
+                 "classes": kwargs.get("classes"), "labels_per_class": kwargs.get("labels_per_class"),
+                 "cell": self._cell_number}  # fmt: skip
         if base in standin.catalogue() and bundle.source.startswith("tfds"):
             options = dict(val_fraction=kwargs.get("val_fraction", 0.1), classes=kwargs.get("classes"),
                            labels_per_class=kwargs.get("labels_per_class"), caps=caps)  # fmt: skip
@@ -837,12 +838,20 @@ def decode_costs(*, examples: int = 12) -> dict[str, float]:
     return costs
 
 
-def _x(report: Mapping) -> float:
-    return float(sum(sum(entry["sizes"].values()) for entry in report["loads"]))
+def _x(report: Mapping, cell: int | None = None) -> float:
+    """Examples the lesson's loads returned (those made up to ``cell``, when given: a cell can hold no more)."""
+    return float(sum(sum(e["sizes"].values()) for e in _loads_upto(report, cell)))
 
 
-def _x_real(report: Mapping) -> float:
-    return float(sum(sum(entry["real_sizes"].values()) for entry in report["loads"]))
+def _x_real(report: Mapping, cell: int | None = None) -> float:
+    return float(sum(sum(e["real_sizes"].values()) for e in _loads_upto(report, cell)))
+
+
+def _loads_upto(report: Mapping, cell: int | None) -> list:
+    loads = report["loads"]
+    if cell is None or any("cell" not in e for e in loads):  # a report from before loads knew their cell
+        return loads
+    return [e for e in loads if e["cell"] <= cell]
 
 
 def _extrapolate(a: float, b: float, xa: float, xb: float, x: float, *, noise: float = 0.0) -> float:
@@ -955,7 +964,9 @@ def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, st
     noise = 0.05  # GB: the allocator's scatter between two runs of the same cell
     planned = 0.0
     for a, b in zip(small["cells"], large["cells"], strict=False):
-        fixed = _extrapolate(base(a, acts_a), base(b, acts_b), xa, xb, x_real, noise=noise)
+        # A cell's memory grows with the data loaded so far, not with what later cells load.
+        ca, cb, c_real = _x(small, b["cell"]), _x(large, b["cell"]), _x_real(large, b["cell"])
+        fixed = _extrapolate(base(a, acts_a), base(b, acts_b), ca, cb, c_real, noise=noise)
         planned = max(planned, fixed + (0.0 if on_gpu else acts_real.get(b["cell"], 0.0)))
     measured = max((c["hwm_gb"] for c in large["cells"]), default=0.0)
 
