@@ -306,6 +306,12 @@ def test_a_whole_dataset_fed_as_one_batch_grows_with_the_data_and_a_filled_batch
     assert batches == [64, 18000]
     small, large = run(100, 23, 600), run(200, 47, 1200)  # chunks of 64 that neither run filled
     assert [batch for _, batch in plans._real_batches(small, large, 100, 200, 3000)] == [47, 18000]
+    # Lesson 06's `x_target[:1024]`: grew with the data until the slice capped it; not a whole split.
+    small, large = run(100, 47, 600), run(200, 64, 1024)
+    small["loads"], large["loads"] = [{"sizes": {"train": 600}}], [{"sizes": {"train": 1200}}]
+    assert [batch for _, batch in plans._real_batches(small, large, 100, 200, 3000)] == [64, 1024]
+    large["work"][1]["batch"] = 1200  # the whole split
+    assert [batch for _, batch in plans._real_batches(small, large, 100, 200, 3000)] == [64, 18000]
 
 
 def test_on_a_laptop_the_activations_count_as_host_memory():

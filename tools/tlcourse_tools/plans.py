@@ -921,11 +921,15 @@ def _real_batches(
     seen = {}
     out = []
     growth = xb / xa if xa else 1.0
+    splits = {n for load in large.get("loads", []) for n in load["sizes"].values()}
+    splits |= {sum(load["sizes"].values()) for load in large.get("loads", [])}
     for entry in large["work"]:
         match = before.get(key(entry, seen))
         batch = entry["batch"]
         grew = match and match["batch"] and growth > 1 and batch / match["batch"] >= 0.9 * growth
-        if grew and batch > LARGEST_BATCH_SIZE:
+        # ... and is a whole split as loaded (lesson 06's `x_target[:1024]` grew until its slice capped it)
+        whole = not splits or batch in splits
+        if grew and whole and batch > LARGEST_BATCH_SIZE:
             batch = int(round(batch * x_real / xb))
         out.append((entry, batch))
     return out
