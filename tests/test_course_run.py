@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import signal
 import subprocess
@@ -113,15 +114,76 @@ def test_bad_parameters_stop_the_run_before_anything_runs(tmp_path, capsys):
     assert not out.exists(), "nothing may run (or be written) when the options are wrong"
 
 
-def test_inject_parameters_goes_right_after_the_parameters_cell_and_replaces_an_earlier_one(tmp_path):
-    nb = nbformat.read(str(_boom(tmp_path)), as_version=4)
-    once = running.inject_parameters(nb, {"N": 2})
-    twice = running.inject_parameters(once, {"N": 3})
-    tags = [cell.metadata.get("tags", []) for cell in twice.cells]
+def test_papermill_injects_parameters_right_after_the_parameters_cell(tmp_path):
+    nb = _tiny_notebook(
+        tmp_path / "params.ipynb",
+        ["print(repr(N), repr(KS), repr(NAME))"],
+        parameters="N = 1\nKS = (1, 3)\nNAME = 'a'",
+    )
+    run = running.run_course([nb], parameters={"N": 2, "KS": (10,), "NAME": "b"}, output=tmp_path / "out")
+    assert run.ok, run.table()
+    executed = nbformat.read(str(tmp_path / "out" / "params.ipynb"), as_version=4)
+    tags = [cell.metadata.get("tags", []) for cell in executed.cells]
     assert tags[1:3] == [["parameters"], ["injected-parameters"]]
-    assert twice.cells[2].source == "# Parameters\nN = 3"
     assert sum("injected-parameters" in t for t in tags) == 1
-    assert len(nb.cells) == len(twice.cells) - 1, "the given notebook is not changed"
+    assert executed.cells[-1].outputs[0]["text"] == "2 (10,) 'b'\n", "a tuple stays a tuple"
+    assert "papermill" in executed.metadata, "papermill ran it"
+
+
+def test_parameter_names_are_read_from_the_parameters_cell(tmp_path):
+    nb = nbformat.read(str(_boom(tmp_path)), as_version=4)
+    assert running.parameter_names(nb) == ["N"]
+    plain = nbformat.read(str(_tiny_notebook(tmp_path / "plain.ipynb", ["x = 1"])), as_version=4)
+    assert running.parameter_names(plain) is None
+
+
+# --------------------------------------------------------------------------- stream output
+def _keras_progress_chunks() -> list[str]:
+    """What a Keras progress bar writes, chunk by chunk, when it can redraw (as in a kernel)."""
+    import io
+
+    import keras
+
+    chunks: list[str] = []
+
+    class Capture(io.StringIO):
+        def write(self, text):
+            chunks.append(text)
+            return len(text)
+
+        def isatty(self):
+            return True
+
+    stdout, sys.stdout = sys.stdout, Capture()
+    try:
+        for epoch in range(2):
+            print(f"Epoch {epoch + 1}/2")
+            bar = keras.utils.Progbar(47, interval=0)  # redraw at every step, as slow steps do
+            for step in range(47):
+                bar.update(step + 1, values=[("loss", 1.0 / (step + 1))])
+    finally:
+        sys.stdout = stdout
+    return chunks
+
+
+def test_progress_bars_render_as_a_terminal_shows_them():
+    chunks = _keras_progress_chunks()
+    assert sum("\b" in c or "\r" in c for c in chunks) >= 2 * 46, "Keras redraws its bar at every step"
+    cell = nbformat.v4.new_code_cell("model.fit(...)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=c) for c in chunks]
+    cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text="a warning\n"))
+    nb = running.tidy_streams(nbformat.v4.new_notebook(cells=[cell]))
+    stdout, stderr = nb.cells[0].outputs
+    lines = stdout.text.splitlines()
+    assert "\b" not in stdout.text and "\r" not in stdout.text
+    assert len(lines) == 4, lines  # per epoch: its title and the final bar
+    assert lines[0] == "Epoch 1/2" and "47/47" in lines[1] and "loss" in lines[1]
+    assert stderr.text == "a warning\n"
+
+
+def test_carriage_returns_and_backspaces():
+    assert running._apply_carriage_returns("10%\r50%\r100%\ndone\r\n") == "100%\ndone\n"
+    assert running._apply_backspaces("abc\b\bd\n\bx") == "ad\nx"
 
 
 # --------------------------------------------------------------------------- running
@@ -143,13 +205,16 @@ def test_run_course_runs_a_real_lesson_with_an_injected_parameter(tmp_path, monk
     index = _parameters_cells(executed)[0]
     injected = executed.cells[index + 1]
     assert injected.metadata["tags"] == ["injected-parameters"]
-    assert injected.source == "# Parameters\nPROFILE = 'ci'"
+    assert injected.source.strip() == '# Parameters\nPROFILE = "ci"'  # papermill's injection
     printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "profile   ci:" in printed
     assert executed.metadata["tlcourse"]["status"] == "passed"
     html = (out / "00_welcome.html").read_text(encoding="utf-8")
     assert "<title>00 · Welcome and set-up</title>" in html
     assert "data:image/png;base64," in html, "the figures are embedded in the HTML"
+    assert "\b" not in html and "\r" not in html.replace("\r\n", "\n"), (
+        "progress bars as a terminal shows them"
+    )
     index_html = (out / "index.html").read_text(encoding="utf-8")
     assert '<a href="00_welcome.html">00 · Welcome and set-up</a></td><td>✅</td>' in index_html
     lines = capsys.readouterr().out.splitlines()
@@ -236,3 +301,38 @@ def test_ctrl_c_stops_the_run_shuts_the_kernel_down_and_reports_what_ran(tmp_pat
     except ProcessLookupError:
         pass
     assert (tmp_path / "out" / "sleepy.ipynb").exists() and (tmp_path / "out" / "index.html").exists()
+
+
+# --------------------------------------------------------------------------- dry runs
+DRY_CELLS = [
+    "import socket\nimport keras\nimport tlcourse\ncourse = tlcourse.setup('99', profile=PROFILE)",
+    "data = tlcourse.data.load('beans', image_size=32)\nprint(data.source, data.sizes, course.precision)",
+    "model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),\n"
+    "    keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])\n"
+    "model.compile('adam', keras.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
+    "history = model.fit(data.batches('train'), epochs=4, verbose=0)\nprint('epochs run', len(history.epoch))",
+    "try:\n    socket.create_connection(('example.org', 80), timeout=1)\nexcept Exception as exc:\n"
+    "    print('blocked:', type(exc).__name__)",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_a_dry_run_runs_the_online_path_against_the_stand_in_and_writes_a_plan(tmp_path):
+    nb = _tiny_notebook(tmp_path / "99_dry.ipynb", DRY_CELLS, parameters="PROFILE = None")
+    plan_file = tmp_path / "plan.json"
+    run = running.run_course([nb], profile="full", dry_run=True, output=tmp_path / "out", plan_file=plan_file)
+    assert run.ok, run.table()
+    executed = nbformat.read(str(tmp_path / "out" / "99_dry.ipynb"), as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "tfds" in printed and "mixed_float16" in printed, "online, and mixed precision as on a T4"
+    assert "epochs run 4" in printed, "every epoch runs (one step each)"
+    assert "blocked: NetworkAttemptError" in printed, "the socket guard is on"
+    (row,) = json.loads(plan_file.read_text())
+    assert (row["lesson"], row["profile"], row["status"]) == ("99", "full", "ok")
+    assert row["downloads_mb"] == pytest.approx(180_024_906 / 2**20, abs=0.1), "beans' three zip files"
+    assert row["examples"]["real"] == 1034 + 133 + 128
+    assert 0 < row["host_ram_gb_measured"] <= row["host_ram_gb_planned"] < 10
+    assert 0 < row["device_ram_gb_planned"] < 2 and row["t4_minutes_planned"] > 0
+    assert "host GB" in run.table() and row["lesson"] == "99"
+    assert row["dry_run_s"]["wall"] > 0 and row["dry_run_s"]["cpu"] > 0, "what the dry run cost"

@@ -64,7 +64,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """0 when every lesson passed, 1 when one failed, 130 when stopped by Ctrl-C."""
+    """0 when every lesson passed, 1 when one failed, 130 on Ctrl-C; --dry-run names plans over their limits."""
     from tlcourse_tools import running
 
     run = running.run_course(
@@ -72,11 +72,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile=args.profile,
         parameters=running.parse_parameters(args.parameters),
         output=Path(args.output),
-        timeout=args.timeout,
+        timeout=args.timeout or (7200 if args.dry_run else 1800),
         keep_going=args.keep_going,
+        dry_run=args.dry_run,
+        plan_file=args.plan,
     )
     if run.interrupted:
         return 130
+    if args.dry_run:
+        from tlcourse_tools import plans
+
+        over = [(row.name, plans.within_limits(row.plan)) for row in run.rows if row.plan]
+        for name, problems in over:
+            if problems:
+                print(
+                    f"{WARN} {name}: the plan exceeds the {args.profile} profile's limits: {'; '.join(problems)}"
+                )
     return 0 if run.ok else 1
 
 
@@ -153,12 +164,25 @@ def add_commands(sub) -> None:
         help="set a name of the lessons' `parameters` cell, e.g. -p EPOCHS=2 -p PROFILE='\"ci\"' (repeatable)",
     )
     run.add_argument("--output", default="build/course", help="where to write the results")
-    run.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default: 1800)")
+    run.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="seconds allowed per cell (default: 1800; 7200 for a dry run)",
+    )
     run.add_argument(
         "--keep-going",
         action="store_true",
         help="run every cell even after one fails (default: stop the lesson)",
     )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --profile full or cpu: run the online code path against a network stand-in at two small "
+        "dataset scales, one step per epoch, and write memory and time plans to OUTPUT/plan.json",
+    )
+    run.add_argument("--plan", default=None, help="with --dry-run: merge the plans into this file instead")
+
     constraints = sub.add_parser(
         "colab-constraints", help="make tools/colab/colab-gpu.<date>.txt from Colab's published pip freeze"
     )
