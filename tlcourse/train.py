@@ -438,6 +438,7 @@ def fit_head(
     val=None,
     num_classes: int | None = None,
     head: str = "linear",
+    hidden: int = 128,
     epochs: int | None = None,
     batch_size: int | None = None,
     learning_rate: float = 1e-3,
@@ -455,7 +456,7 @@ def fit_head(
     val : Features or (features, labels), optional
         Validation embeddings, evaluated after every epoch.
     head : {"linear", "mlp"}
-        Dropout + Dense, or Dense(128, relu) + Dropout + Dense; logits out, float32.
+        Dropout + Dense, or Dense(hidden, relu) + Dropout + Dense; logits out, float32.
     num_classes, epochs : int, optional
         Default: from the labels (checked against them), and the profile's epochs.
     seed : int
@@ -489,7 +490,7 @@ def fit_head(
     with env.current().strategy.scope():
         layers = [
             keras.Input((x.shape[1],)),
-            *([keras.layers.Dense(128, activation="relu")] * (head == "mlp")),
+            *([keras.layers.Dense(hidden, activation="relu")] * (head == "mlp")),
         ]
         layers += [keras.layers.Dropout(dropout)] if dropout else []
         model = keras.Sequential([*layers, keras.layers.Dense(num_classes, dtype="float32", name="logits")])
