@@ -32,7 +32,7 @@
 
 # %% tags=["parameters"]
 PROFILE = None  # "full", "cpu" or "ci"; None lets setup() decide
-HEAD_EPOCHS = None  # epochs for the head in both training paths; None: max(budget.epochs, 6)
+HEAD_EPOCHS = None  # epochs for the head in both training paths; None: max(budget.epochs, 4)
 LEARNING_RATE = 3e-3  # Adam's learning rate for the head, the same in both paths
 
 # %%
@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 budget = course.budget
-epochs = HEAD_EPOCHS or max(budget.epochs, 6)
+epochs = HEAD_EPOCHS or max(budget.epochs, 4)
 
 # %% [markdown]
 # ## 1 · The data and the base
