@@ -52,14 +52,16 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _identity(job: Job) -> dict:
+    """What every result row says about its submission."""
+    return {"student": job.student, "assignment": job.assignment, "notebook": job.notebook,
+            "digest": job.digest, "origin": job.origin}  # fmt: skip
+
+
 def error_outcome(job: Job, reason: str, **extra) -> dict:
     """The result of a submission that could not be graded at all: one ``error`` row."""
     return {
-        "student": job.student,
-        "assignment": job.assignment,
-        "notebook": job.notebook,
-        "digest": job.digest,
-        "origin": job.origin,
+        **_identity(job),
         "status": "error",
         "error": _one_line(reason, 500),
         "rows": [
@@ -339,11 +341,7 @@ def _grade(job: Job, bundle: bytes, settings: Settings, scratch: Path) -> dict:
     ]
     graded = course / "autograded" / job.student / job.assignment / job.notebook
     return {
-        "student": job.student,
-        "assignment": job.assignment,
-        "notebook": job.notebook,
-        "digest": job.digest,
-        "origin": job.origin,
+        **_identity(job),
         "status": "graded",
         "error": "",
         "rows": rows,
