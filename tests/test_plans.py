@@ -206,6 +206,39 @@ def test_epochs_can_be_capped_and_the_history_still_covers_every_epoch(recorder)
     assert recorder.report["work"][0]["steps"] == 5 * 3, "the steps of all five epochs are counted"
 
 
+def test_steps_compute_on_the_first_rows_of_real_size_batches(recorder):
+    """A CPU has no fast float16: the dry run's steps compute on 2 rows, the batches and counts stay real."""
+    recorder.config["compute_batch"] = 2
+    seen = []
+
+    class Spy(keras.Model):
+        def train_step(self, data):
+            seen.append(("train", int(data[0].shape[0])))
+            return super().train_step(data)
+
+        def predict_step(self, data):
+            seen.append(("predict", int(tf.nest.flatten(data)[0].shape[0])))
+            return super().predict_step(data)
+
+    inputs = keras.Input((16, 16, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = Spy(inputs, keras.layers.Dense(10)(pooled))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = np.random.rand(40, 16, 16, 3).astype("float32"), np.arange(40) % 10
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    predictions = model.predict(x, batch_size=8, verbose=0)
+    assert ("train", 2) in seen and ("predict", 2) in seen and not any(n == 8 for _, n in seen)
+    assert predictions.shape == (40, 10), "as many rows as the real predictions"
+    fit, predict = recorder.report["work"]
+    assert (fit["batch"], fit["steps"], predict["batch"]) == (8, 3 * 5, 8), "counted at the real batch size"
+    # A direct call on a batch computes 2 rows and repeats them; gradients still flow through it.
+    with tf.GradientTape() as tape:
+        out = model(tf.constant(x[:6]))
+        loss = tf.reduce_sum(out)
+    assert out.shape == (6, 10) and np.allclose(out[2], out[0])
+    assert all(g is not None for g in tape.gradient(loss, model.trainable_variables))
+
+
 def test_fit_on_a_dataset_reads_it_whole_first_so_that_its_cache_fills(recorder):
     seen = tf.Variable(0, dtype=tf.int64)
 

@@ -149,7 +149,7 @@ class Network:
     min_per_class : int
         At least this many examples per class in every split (so that small scales keep every class).
     growth : int
-        Serve this many times the (scaled, floored) split sizes: a dry run measures at growth 1 and 2.
+        Serve this many times the (scaled, floored) split sizes: a dry run measures at growth 1 and 4.
     fail : mapping, optional
         Dataset name, preset name or host → one of :data:`FAILURES`.
     wheelhouse : iterable of paths
@@ -196,7 +196,12 @@ class Network:
         if key not in self._made:
             n = self.split_sizes(name)[split]
             rng = np.random.default_rng([_crc(name, split), 1])
-            self._made[key] = rng.integers(0, catalogue()[name].num_classes, size=n).astype(np.int64)
+            # Blocks of one example of every class, each block in a random order: a split of
+            # `min_per_class × classes` examples has `min_per_class` of each class, as promised, and so
+            # has (nearly) any slice of it, such as the `train[:80%]` a dataset without a test split is cut to.
+            classes = catalogue()[name].num_classes
+            blocks = [rng.permutation(classes) for _ in range(-(-n // classes))]
+            self._made[key] = np.concatenate(blocks or [np.zeros(0, np.int64)])[:n].astype(np.int64)
         return self._made[key]
 
     def sides(self, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
