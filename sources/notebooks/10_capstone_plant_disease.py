@@ -431,9 +431,27 @@ course.record("reload_max_abs_diff", max_diff)
 # image, and whether the predictions on the test images stay the same. (Leaving out the `optimizations` line
 # gives a float32 file that computes what Keras computes; it is about as large as the weights in the `.keras`
 # file.)
+#
+# The converter takes float32 graphs. Under mixed precision (the `full` profile on a GPU) the model computes
+# in float16, which it refuses ("'tf.RealDiv' op is neither a custom op nor a flex op"), so we convert a
+# float32 twin: the same layers, each rebuilt from its config with `dtype="float32"`, and the same weights.
 
 # %%
-converter = tf.lite.TFLiteConverter.from_keras_model(final_model)
+def float32_twin(model):
+    """`model` rebuilt layer by layer in float32, with its weights: what TFLite converts."""
+
+    def in_float32(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    twin = keras.models.clone_model(model, clone_function=in_float32, recursive=True)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+mixed = keras.mixed_precision.global_policy().name != "float32"
+export_model = float32_twin(final_model) if mixed else final_model
+print(f"exporting {export_model.name} ({'a float32 twin of the mixed-precision model' if mixed else 'float32 already'})")
+converter = tf.lite.TFLiteConverter.from_keras_model(export_model)
 converter.optimizations = [tf.lite.Optimize.DEFAULT]  # post-training quantisation of the weights to 8 bits
 tflite_file = path.with_suffix(".tflite")
 tflite_file.write_bytes(converter.convert())

@@ -327,19 +327,31 @@ def _fill_rows(rows, n: int, *, offset: int = 0):
     index = np.arange(offset, offset + n)
     out = rows[index % len(rows)]
     if np.issubdtype(out.dtype, np.floating):
-        factor = 1 + 0.01 * (((index * 2654435761) % 1000) / 1000 - 0.5)
-        factor[index < len(rows)] = 1.0
-        out = (out * factor.reshape(-1, *[1] * (out.ndim - 1))).astype(rows.dtype)
+        out = (out * _row_factors(index, len(rows), out.ndim)).astype(rows.dtype)
     return out
 
 
+def _row_factors(index, computed: int, ndim: int):
+    """The factor of each filled row (1 for the ``computed`` rows), shaped to broadcast over a row."""
+    import numpy as np
+
+    factor = 1 + 0.01 * (((index * 2654435761) % 1000) / 1000 - 0.5)
+    factor[index < computed] = 1.0
+    return factor.reshape(-1, *[1] * (ndim - 1))
+
+
 def _repeat_rows(t, size: int, batch: int):
-    """``t`` computed on ``size`` rows, its rows repeated to ``batch`` (differentiable, as the real output)."""
+    """``t`` computed on ``size`` rows, filled to ``batch`` as :func:`_fill_rows` does (and differentiable)."""
     import tensorflow as tf
+
+    import numpy as np
 
     if getattr(t, "shape", None) is None or not len(t.shape) or t.shape[0] != size:
         return t
-    return tf.gather(t, tf.range(batch) % size)
+    out = tf.gather(t, tf.range(batch) % size)
+    if not t.dtype.is_floating:
+        return out
+    return out * tf.constant(_row_factors(np.arange(batch), size, len(t.shape)), dtype=t.dtype)
 
 
 class DryRunSeeds(tuple):
