@@ -73,10 +73,16 @@ def test_official_splits_and_sizes():
 def test_scaled_sizes_keep_every_class_and_double_with_growth():
     small = standin.Network(scale=0.01, min_per_class=20)
     large = standin.Network(scale=0.01, min_per_class=20, growth=2)
-    assert small.split_sizes("cats_vs_dogs") == {"train": 233}
-    assert small.split_sizes("tf_flowers") == {"train": 100}  # 37 would leave classes with a handful
-    assert large.split_sizes("tf_flowers") == {"train": 200}
+    # data.load cuts validation and test (10 % each) from these train-only datasets: 10 × the floor of 2 × 20
+    assert small.split_sizes("cats_vs_dogs") == {"train": 400}
+    assert small.split_sizes("tf_flowers") == {"train": 1000}  # 37 would leave classes with a handful
+    assert large.split_sizes("tf_flowers") == {"train": 2000}
     assert large.split_sizes("beans") == {"train": 120, "validation": 120, "test": 120}
+    # Whole batches in every split, also in those cut from train (a partial batch would look like growth).
+    batches = standin.Network(scale=0.01, min_per_class=15, min_per_split=128)
+    assert batches.split_sizes("beans") == {"train": 128, "validation": 128, "test": 128}
+    assert batches.split_sizes("cats_vs_dogs") == {"train": 1280}
+    assert batches.split_sizes("mnist") == {"train": 1500, "test": 150}, "15 a class × 10 classes is above 128"
     assert standin.Network(scale=0.6, growth=2).split_sizes("beans")["validation"] == 133, (
         "never above the real"
     )

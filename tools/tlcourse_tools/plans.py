@@ -80,6 +80,24 @@ def _status() -> dict[str, int]:
     return out
 
 
+def _release_free_memory() -> None:
+    """Give the memory glibc keeps free for reuse back to the system (``malloc_trim``).
+
+    TensorFlow decodes and resizes on many threads; glibc keeps what they free in per-thread arenas, so the
+    resident size grows with the images decoded so far even when they are gone. A later cell, on Colab as
+    here, reuses that free memory before asking for more: what it needs on top is its live memory. Trimming
+    between cells makes each cell's start and high-water mark measure live memory, which is what the plan
+    extrapolates.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _reset_high_water_mark() -> bool:
     try:
         Path("/proc/self/clear_refs").write_text("5")  # Linux ≥ 4.0: VmHWM := VmRSS
@@ -418,6 +436,7 @@ class Recorder:
     # ----------------------------------------------------------------- cells
     def pre_run_cell(self, info=None) -> None:
         self._cell_number += 1
+        _release_free_memory()
         _reset_high_water_mark()
         self._cell_started = time.perf_counter()
         self._cell_cpu = time.process_time()
@@ -840,6 +859,7 @@ class Recorder:
         self.network = standin.Network(
             scale=float(self.config.get("scale", 1.0)),
             min_per_class=int(self.config.get("min_per_class", 0)),
+            min_per_split=int(self.config.get("min_per_split", 0)),
             growth=int(self.config.get("growth", 1)),
             fail=self.config.get("fail", {}),
             wheelhouse=self.config.get("wheelhouse", []),

@@ -44,6 +44,10 @@ DRY_RUN_COMPUTE_BATCH = 2  # rows of each real-size batch a step computes on (a 
 DRY_RUN_MIN_PER_CLASS = (
     15  # examples a class and split at least: every class kept, and more than lesson 02's 10 labels a class
 )
+# ... and at least two whole batches of the largest batch size (64) a split. With fewer, a batch's memory grows
+# with the data between the two scales and is extrapolated as if it went on growing: lesson 03's first test
+# batch (23 images, then 64) read as +4.8 GB at the real size.
+DRY_RUN_MIN_PER_SPLIT = 128
 DRY_RUN_SEEDS = (
     2  # seeds a dry run runs of a budget's seeds (the plan multiplies the work back by the real count)
 )
@@ -696,6 +700,7 @@ def _dry_run_env(shared: dict, lesson: str, growth: int, index: int) -> tuple[di
         "scale": DRY_RUN_SCALE,
         "growth": growth,
         "min_per_class": DRY_RUN_MIN_PER_CLASS,
+        "min_per_split": DRY_RUN_MIN_PER_SPLIT,
         "steps_per_epoch": DRY_RUN_STEPS,
         "max_epochs": DRY_RUN_EPOCHS,
         "compute_batch": DRY_RUN_COMPUTE_BATCH,

@@ -148,6 +148,9 @@ class Network:
         Fraction of every official split served (1.0: the real sizes). A dry run serves a few percent.
     min_per_class : int
         At least this many examples per class in every split (so that small scales keep every class).
+    min_per_split : int
+        At least this many examples in every split, also in those ``data.load`` cuts from train: whole
+        batches, so that what a batch holds does not look as if it grew with the data between two scales.
     growth : int
         Serve this many times the (scaled, floored) split sizes: a dry run measures at growth 1 and 4.
     fail : mapping, optional
@@ -162,6 +165,7 @@ class Network:
 
     scale: float = 1.0
     min_per_class: int = 0
+    min_per_split: int = 0
     growth: int = 1
     fail: Mapping[str, str] = field(default_factory=dict)
     wheelhouse: Iterable[str | Path] = ()
@@ -184,11 +188,15 @@ class Network:
     def split_sizes(self, name: str) -> dict[str, int]:
         """The number of examples served per official split of a dataset."""
         facts = catalogue()[name]
-        floor = self.min_per_class * facts.num_classes
+        floor = max(self.min_per_class * facts.num_classes, self.min_per_split)
+        # `data.load` cuts a missing validation or test split from the end of train, 10 % each: train then
+        # needs ten times the floor for those to have it.
+        carved = 10 if not {"validation", "test"} <= set(facts.splits) else 1
         return {
-            split: n if self.scale >= 1 else min(n, self.growth * max(int(round(n * self.scale)), floor, 1))
+            split: n if self.scale >= 1
+            else min(n, self.growth * max(int(round(n * self.scale)), floor * (carved if split == "train" else 1), 1))
             for split, n in facts.splits.items()
-        }
+        }  # fmt: skip
 
     def labels(self, name: str, split: str) -> np.ndarray:
         """The label of every example of a split (int64), as the stand-in serves them."""
