@@ -235,7 +235,11 @@ def test_steps_compute_on_the_first_rows_of_real_size_batches(recorder):
     with tf.GradientTape() as tape:
         out = model(tf.constant(x[:6]))
         loss = tf.reduce_sum(out)
-    assert out.shape == (6, 10) and np.allclose(out[2], out[0], rtol=0.006) and not np.array_equal(out[2], out[0])
+    assert (
+        out.shape == (6, 10)
+        and np.allclose(out[2], out[0], rtol=0.006)
+        and not np.array_equal(out[2], out[0])
+    )
     assert all(g is not None for g in tape.gradient(loss, model.trainable_variables))
 
 

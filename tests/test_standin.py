@@ -82,7 +82,9 @@ def test_scaled_sizes_keep_every_class_and_double_with_growth():
     batches = standin.Network(scale=0.01, min_per_class=15, min_per_split=128)
     assert batches.split_sizes("beans") == {"train": 128, "validation": 128, "test": 128}
     assert batches.split_sizes("cats_vs_dogs") == {"train": 1280}
-    assert batches.split_sizes("mnist") == {"train": 1500, "test": 150}, "15 a class × 10 classes is above 128"
+    assert batches.split_sizes("mnist") == {"train": 1500, "test": 150}, (
+        "15 a class × 10 classes is above 128"
+    )
     assert standin.Network(scale=0.6, growth=2).split_sizes("beans")["validation"] == 133, (
         "never above the real"
     )

@@ -351,7 +351,6 @@ def _fill_rows(rows, n: int, *, offset: int = 0):
 
 def _row_factors(index, computed: int, ndim: int):
     """The factor of each filled row (1 for the ``computed`` rows), shaped to broadcast over a row."""
-    import numpy as np
 
     factor = 1 + 0.01 * (((index * 2654435761) % 1000) / 1000 - 0.5)
     factor[index < computed] = 1.0
@@ -360,9 +359,8 @@ def _row_factors(index, computed: int, ndim: int):
 
 def _repeat_rows(t, size: int, batch: int):
     """``t`` computed on ``size`` rows, filled to ``batch`` as :func:`_fill_rows` does (and differentiable)."""
-    import tensorflow as tf
-
     import numpy as np
+    import tensorflow as tf
 
     if getattr(t, "shape", None) is None or not len(t.shape) or t.shape[0] != size:
         return t
@@ -739,7 +737,6 @@ class Recorder:
         data (decoding, caches) and gets the first batch's features repeated to its size, so that the
         features hold as much memory as the real ones. The steps are counted as they come.
         """
-        import numpy as np
         import tensorflow as tf
 
         embed = original(base, x_spec)

@@ -38,7 +38,9 @@ DRY_RUN_SCALE = 0.01  # a dry run serves 1 % of every split (at least DRY_RUN_MI
 DRY_RUN_GROWTH = (1, 4)  # ... then four times that: memory and steps per example come from the difference
 # (at twice, 233 more cats_vs_dogs images were 35 MB against ≈ 50 MB of allocator scatter)
 DRY_RUN_STEPS = 1  # steps per epoch of every fit in a dry run
-DRY_RUN_EPOCHS = 2  # epochs at most of every fit in a dry run (History padded to the epochs asked for; two, so that
+DRY_RUN_EPOCHS = (
+    2  # epochs at most of every fit in a dry run (History padded to the epochs asked for; two, so that
+)
 # a schedule that warms up from 0 has taken a step)
 DRY_RUN_COMPUTE_BATCH = 2  # rows of each real-size batch a step computes on (a CPU has no fast float16)
 DRY_RUN_MIN_PER_CLASS = (
