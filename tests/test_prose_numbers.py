@@ -167,6 +167,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "2.0": "wav2vec 2.0's name",
         "20 ms": "wav2vec 2.0's frame stride (Baevski et al., 2020)",
         "128": "XLS-R's pretraining languages (Babu et al., 2021)",
+        "2, 3 or 4": "the fine-tuning epochs BERT's authors tried (Devlin et al., 2019, appendix A.3)",
     },
     "10": {
         "1,000": "ImageNet's classes (Russakovsky et al., 2015)",

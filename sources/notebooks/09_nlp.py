@@ -33,6 +33,7 @@
 # %% tags=["parameters"]
 PROFILE = None  # "full", "cpu" or "ci"; None lets setup() decide
 FINE_TUNE = None  # section 5; None = yes (over the budget's seeds)
+TUNE_EPOCHS = 2  # section 5: epochs of each fine-tuning run (BERT's authors tried 2, 3 and 4)
 MAX_TOKENS = 256  # longer texts are cut to this many tokens
 
 # %%
@@ -354,8 +355,9 @@ print(
 # section 4. Fine-tuning changes the encoder's weights in place, so we keep a copy of the pretrained ones and
 # start each run (one per seed) from them, with a fresh head drawn with that seed. As in lesson 05, the model
 # is compiled once and restarted for each seed (`tlcourse.adapt.restart`: new weights, a fresh optimizer),
-# so that its training step is traced once. Each run trains `budget.fine_tune_epochs` epochs. Set
-# `FINE_TUNE = False` in the parameters cell to skip it.
+# so that its training step is traced once. Each run trains `TUNE_EPOCHS` epochs, whatever the profile: BERT's
+# authors fine-tuned for 2, 3 or 4 (Devlin et al., 2019, appendix A.3). Set `FINE_TUNE = False` in the
+# parameters cell to skip it.
 
 # %%
 fine_tune = FINE_TUNE if FINE_TUNE is not None else True
@@ -375,7 +377,7 @@ if fine_tune:
         encoder.backbone.set_weights(pretrained_weights)  # every run starts from the pretrained encoder ...
         tlcourse.adapt.restart(classifier, fine_tune_model(encoder))  # ... and a new head drawn with this seed
         batches = train_texts.shuffle(len(y["train"]), seed=seed).batch(16)  # reshuffled every epoch
-        classifier.fit(batches, epochs=budget.fine_tune_epochs, shuffle=False, verbose=2)
+        classifier.fit(batches, epochs=TUNE_EPOCHS, shuffle=False, verbose=2)
         tuned.append(float(classifier.evaluate(x_test, y["test"], verbose=0)[1]))
     tune_seconds = (time.perf_counter() - started) / len(tuned)
     encoder.backbone.set_weights(pretrained_weights)  # later cells use the pretrained encoder again
@@ -385,7 +387,7 @@ if fine_tune:
     print(f"frozen MiniLM + linear head:       {frozen:.1%}")
     print(f"difference: {(np.mean(tuned) - frozen) * len(y['test']):+.1f} of {len(y['test'])} test texts; "
           f"cost: {tune_seconds:.0f} s per run vs {head_seconds:.3f} s for the head ({tune_seconds / head_seconds:,.0f}×)")  # fmt: skip
-    course.record("fine_tuning", {"tuned": tuned, "frozen": frozen, "epochs": budget.fine_tune_epochs,
+    course.record("fine_tuning", {"tuned": tuned, "frozen": frozen, "epochs": TUNE_EPOCHS,
                                   "test_size": len(y["test"]), "cost_ratio": tune_seconds / head_seconds})  # fmt: skip
 else:
     print("fine-tuning skipped (FINE_TUNE = False)")
