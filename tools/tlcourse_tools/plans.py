@@ -1077,9 +1077,15 @@ def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, st
     on_gpu = bool(large["config"].get("pretend_t4"))
     steps = _real_batches(small, large, xa, xb, x_real)
 
+    # What the dry run's steps computed on: the first `compute_batch` rows of each batch (none of the real
+    # batch's activations were ever in its memory, so none are taken out of what it measured).
+    computed = large["config"].get("compute_batch")
+
     def activations_by_cell(report, batches=None) -> dict:
         out: dict = {}
-        pairs = batches if batches is not None else [(e, e["batch"]) for e in report["work"]]
+        pairs = batches if batches is not None else [
+            (e, min(e["batch"], computed) if computed else e["batch"]) for e in report["work"]
+        ]  # fmt: skip
         for entry, batch in pairs:
             model = report["models"].get(entry["model"], {})
             size = activation_bytes(model, {**entry, "batch": batch}) / GB
