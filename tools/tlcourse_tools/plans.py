@@ -1109,6 +1109,9 @@ def lesson_plan(lesson: str, profile: str, small: Mapping, large: Mapping, *, st
         fixed = _extrapolate(base(a, acts_a), base(b, acts_b), ca, cb, c_real, noise=noise)
         planned = max(planned, fixed + (0.0 if on_gpu else acts_real.get(b["cell"], 0.0)))
     measured = max((c["hwm_gb"] for c in large["cells"]), default=0.0)
+    # Never below what the dry run itself held at a fraction of the data (weights, even those a T4 holds,
+    # pass through host memory on their way to the device).
+    planned = max(planned, measured)
 
     def seconds(report) -> dict[str, float]:
         out = {"compute": 0.0}
