@@ -280,7 +280,9 @@ if course.offline:
     )
 else:
     architecture = "efficientnet_lite0"
-    base = tlcourse.models.backbone(architecture, weights="imagenet")
+    base = tlcourse.models.backbone(
+        architecture, weights="imagenet", input_shape=(budget.image_size, budget.image_size, 3)
+    )
     target = tlcourse.data.load("tf_flowers", image_size=budget.image_size)
     print(f"source: ImageNet, 1.28 M labelled photos; base {architecture}")
 base.trainable = False
