@@ -696,7 +696,8 @@ class Recorder:
             if isinstance(x, tf.data.Dataset):
                 spec = x.element_spec
                 x_spec = _spec_of(spec[0] if isinstance(spec, tuple) else spec)
-                if int(x.cardinality()) >= 0:
+                # Known, or unknown (a filtered or capped split, as the cpu profile's): read it to count.
+                if int(x.cardinality()) != tf.data.INFINITE_CARDINALITY:
                     steps, batch, examples = self._count_examples(x)
             else:
                 steps, batch, x_spec = self._steps_and_batch(x, batch)
