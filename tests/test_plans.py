@@ -229,7 +229,9 @@ def test_steps_compute_on_the_first_rows_of_real_size_batches(recorder):
     predictions = model.predict(x, batch_size=8, verbose=0)
     assert ("train", 2) in seen and ("predict", 2) in seen and not any(n == 8 for _, n in seen)
     assert predictions.shape == (40, 10), "as many rows as the real predictions"
-    filtered = tf.data.Dataset.from_tensor_slices(x).filter(lambda image: True).batch(8)  # cardinality unknown
+    filtered = (
+        tf.data.Dataset.from_tensor_slices(x).filter(lambda image: True).batch(8)
+    )  # cardinality unknown
     assert model.predict(filtered, verbose=0).shape == (40, 10), "also when the split's size is unknown"
     fit, predict = recorder.report["work"][:2]
     assert (fit["batch"], fit["steps"], predict["batch"]) == (8, 3 * 5, 8), "counted at the real batch size"
