@@ -214,14 +214,18 @@ def _expect_trained_10(model, name: str) -> None:
         )
 
 
+def _expect_image_classifier_10(model, data, name: str) -> None:
+    """A Keras model taking the data's images and giving one logit per class."""
+    expect_model(model, name=name)
+    shape = tuple(data.image_shape)
+    expect_input_shape(model, shape, name=name)
+    expect_logits(model, expect_output_shape(model, shape, data.num_classes, name=name), name=name)
+
+
 @register("10.2")
 def check_10_2(baseline, data) -> str:
     """A CNN trained from random weights (no pretrained base), better than chance on validation."""
-    expect_model(baseline, name="baseline")
-    shape = tuple(data.image_shape)
-    expect_input_shape(baseline, shape, name="baseline")
-    outputs = expect_output_shape(baseline, shape, data.num_classes, name="baseline")
-    expect_logits(baseline, outputs, name="baseline")
+    _expect_image_classifier_10(baseline, data, "baseline")
     convs, _ = _base_layers_10(baseline)
     if not convs:
         raise CheckFailed("`baseline` has no convolution layer: build a small CNN (Conv2D + pooling blocks)")
@@ -258,11 +262,7 @@ def _accuracy_10(model, data, split: str) -> float:
 @register("10.3")
 def check_10_3(extraction, data) -> str:
     """A pretrained base (frozen) + a head with one logit per class, trained to AT_LEAST_10 on validation."""
-    expect_model(extraction, name="extraction")
-    shape = tuple(data.image_shape)
-    expect_input_shape(extraction, shape, name="extraction")
-    outputs = expect_output_shape(extraction, shape, data.num_classes, name="extraction")
-    expect_logits(extraction, outputs, name="extraction")
+    _expect_image_classifier_10(extraction, data, "extraction")
     _expect_pretrained_base_10(extraction, "extraction")
     head = _expect_base_frozen_10(extraction, "extraction")
     expect_from_logits(extraction, name="extraction")
