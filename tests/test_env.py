@@ -210,6 +210,52 @@ def test_seeding_repeats_random_numbers():
     assert np.array_equal(first, np.random.rand(3))
 
 
+def _run(seed, seeding):
+    """(initial weights, weights after two epochs with dropout and a seeded shuffle) of a small model."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    seeding(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(2)])  # fmt: skip
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    initial = model.get_weights()
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(32, seed=seed).batch(8)
+    model.fit(batches, epochs=2, shuffle=False, verbose=0)
+    return initial, model.get_weights()
+
+
+def test_reseed_draws_set_random_seeds_weights_and_repeats_runs_without_resetting_tensorflow(monkeypatch):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    def same(a, b):
+        return all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+
+    env.setup(verbose=False, seed=42)
+    by_keras, _ = _run(5, keras.utils.set_random_seed)
+    monkeypatch.setattr(
+        tf.random, "set_seed", lambda seed: pytest.fail("reseed emptied TensorFlow's kernel cache")
+    )
+    first, trained = _run(5, env.reseed)
+    _, trained_again = _run(5, env.reseed)
+    other_first, other_trained = _run(6, env.reseed)
+    assert same(by_keras, first)  # the same initial weights as keras.utils.set_random_seed
+    assert same(trained, trained_again)  # dropout and the seeded shuffle repeat exactly
+    assert not same(first, other_first) and not same(trained, other_trained)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "0", True, None])
+def test_reseed_refuses_a_seed_numpy_cannot_take(seed):
+    with pytest.raises(ConfigError, match="reseed: the seed must be an integer") as caught:
+        env.reseed(seed)
+    assert "course.budget.seeds" in caught.value.hint
+
+
 def test_mirrored_strategy_over_two_logical_cpus():
     script = textwrap.dedent(
         """

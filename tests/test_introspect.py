@@ -103,6 +103,31 @@ def test_remember_keeps_facts_without_touching_the_model():
     assert introspect.recall(keras.layers.Dense(2), "info") is None
 
 
+def test_reset_keras_seed_does_what_set_random_seed_does_to_keras(monkeypatch):
+    import random
+
+    import tensorflow as tf
+
+    def draws():
+        dense = keras.layers.Dense(3)
+        dense.build((None, 4))
+        unseeded = keras.random.normal((2,))  # keras.random without a seed: the global generator
+        return dense.kernel.numpy(), keras.ops.convert_to_numpy(unseeded)
+
+    keras.utils.set_random_seed(7)
+    by_keras = draws()
+    keras.random.normal((5,))  # move the global generator on
+    monkeypatch.setattr(tf.random, "set_seed", lambda seed: pytest.fail("TensorFlow's seed was reset"))
+    random.seed(7)
+    np.random.seed(7)
+    introspect.reset_keras_seed(7)
+    again = draws()
+    from keras.src.utils import rng_utils
+
+    assert rng_utils.get_random_seed() == 7, WRITTEN_FOR
+    assert np.array_equal(by_keras[0], again[0]) and np.array_equal(by_keras[1], again[1]), WRITTEN_FOR
+
+
 def _private_attributes(path: Path) -> list[str]:
     """``obj._name`` accesses on objects other than ``self``/``cls`` (what this module exists for)."""
     found = []

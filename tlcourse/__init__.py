@@ -14,7 +14,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tlcourse.env import Budget, Course, cache_dir, is_offline, say, setup  # noqa: E402
+from tlcourse.env import Budget, Course, cache_dir, is_offline, reseed, say, setup  # noqa: E402
 from tlcourse.errors import TlcourseError  # noqa: E402
 
 if os.environ.get("TLCOURSE_SOCKET_GUARD", "").strip() in {"1", "true", "yes"}:
@@ -22,7 +22,7 @@ if os.environ.get("TLCOURSE_SOCKET_GUARD", "").strip() in {"1", "true", "yes"}:
 
     install_socket_guard()
 
-__all__ = ["Budget", "Course", "TlcourseError", "cache_dir", "check", "is_offline", "say", "setup"]
+__all__ = ["Budget", "Course", "TlcourseError", "cache_dir", "check", "is_offline", "reseed", "say", "setup"]
 _SUBMODULES = {
     "adapt",
     "checks",

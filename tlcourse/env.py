@@ -34,6 +34,7 @@ __all__ = [
     "data_dir",
     "last_setup",
     "is_offline",
+    "reseed",
     "say",
     "setup",
     "unreachable",
@@ -680,3 +681,60 @@ def setup(
     if verbose:
         print(course.report(), flush=True)
     return course
+
+
+def reseed(seed: int) -> None:
+    """Seed Python, NumPy and Keras for the next run, keeping TensorFlow's compiled steps.
+
+    ``keras.utils.set_random_seed(seed)`` seeds Python's ``random``, NumPy, Keras and TensorFlow. The last
+    one, ``tf.random.set_seed``, also empties TensorFlow's cache of instantiated functions, so the next
+    call of *every* model traced so far is prepared again: about 3 s for MiniLM's training step on a CPU
+    (lesson 09), far more than a short run itself. Lesson 01 shows the cost. ``reseed`` does the rest of
+    what ``set_random_seed`` does (Keras draws the seeds of its initializers and random layers from
+    Python's ``random``) and leaves TensorFlow's global seed as ``setup()`` set it.
+
+    Models built after ``reseed(s)`` start from exactly the weights they would after
+    ``keras.utils.set_random_seed(s)``, and a run repeats exactly. What differs is TensorFlow's own
+    randomness: a ``tf.data`` shuffle with ``seed=s`` combines it with the global seed of ``setup()``, so
+    its order is another one than after ``set_random_seed(s)`` (still the same on every run), and random
+    ops without a seed of their own (a shuffle without ``seed=``, ``fit``'s shuffling of arrays)
+    continue TensorFlow's sequence instead of restarting it. Give ``shuffle(..., seed=seed)`` when a
+    run's order must depend on its seed.
+
+    Parameters
+    ----------
+    seed : int
+        0 ≤ seed < 2**32, as NumPy requires.
+
+    Raises
+    ------
+    ConfigError
+        If ``seed`` is not such an integer.
+
+    Examples
+    --------
+    >>> import keras
+    >>> reseed(3)
+    >>> dense = keras.layers.Dense(2)
+    >>> dense.build((None, 4))
+    >>> keras.utils.set_random_seed(3)
+    >>> twin = keras.layers.Dense(2)
+    >>> twin.build((None, 4))
+    >>> bool((dense.kernel.numpy() == twin.kernel.numpy()).all())
+    True
+    """
+    import random
+
+    import numpy as np
+
+    from tlcourse import introspect
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ConfigError(
+            f"reseed: the seed must be an integer from 0 to 2**32 - 1, not {seed!r}.",
+            hint="Pass a whole number, e.g. one of course.budget.seeds.",
+        )
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    introspect.reset_keras_seed(seed)

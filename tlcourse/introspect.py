@@ -35,6 +35,7 @@ __all__ = [
     "nodes_in_order",
     "recall",
     "remember",
+    "reset_keras_seed",
     "trainable_report",
     "trainable_params",
     "unfreezable_layers",
@@ -262,6 +263,23 @@ def nodes_in_order(graph) -> list:
     """The nodes of a Functional graph, inputs first (private: ``_nodes_by_depth``)."""
     by_depth = graph._nodes_by_depth
     return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def reset_keras_seed(seed: int) -> None:
+    """Do to Keras what ``keras.utils.set_random_seed(seed)`` does, without ``tf.random.set_seed``.
+
+    Private: the two global attributes of ``keras.src.backend.common.global_state`` that
+    ``set_random_seed`` sets (``global_random_seed``, read back by its ``rng_utils.get_random_seed``, and
+    ``global_seed_generator``, dropped so that ``keras.random`` calls without a seed draw a new one from
+    Python's ``random``). Seeding Python's and NumPy's generators is the caller's part
+    (:func:`tlcourse.env.reseed`).
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
 
 
 def keras_backup_epoch(backup_dir) -> int:

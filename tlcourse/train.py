@@ -270,7 +270,7 @@ def fit(
         _check_training_data(model, val, where="validation data")
     elif early_stopping:
         raise TrainError("early_stopping needs validation data.", hint="Pass val=... or drop early_stopping.")
-    shuffle_seed = int(np.random.randint(2**31 - 1))  # NumPy is seeded by keras.utils.set_random_seed
+    shuffle_seed = int(np.random.randint(2**31 - 1))  # NumPy is seeded by reseed / set_random_seed
     kwargs = {"shuffle": False, **_pipeline(train, batch, shuffle_seed=shuffle_seed), "epochs": int(epochs)}
     if val is not None:
         val = _pipeline(val, batch, shuffle_seed=None)
@@ -486,7 +486,7 @@ def fit_head(
         val = tuple(val)
         _check_labels(val[1], sparse_loss=None, num_classes=num_classes, where="validation")
     epochs = env.current().budget.epochs if epochs is None else int(epochs)
-    keras.utils.set_random_seed(seed)
+    env.reseed(seed)  # not keras.utils.set_random_seed: that empties TensorFlow's compiled steps
     with env.current().strategy.scope():
         layers = [
             keras.Input((x.shape[1],)),

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from scipy.special import expit, softmax  # installed with scikit-learn
 
 from tlcourse.data import sample_photos
-from tlcourse.env import say
+from tlcourse.env import reseed, say
 from tlcourse.errors import VizError, unknown_name
 from tlcourse.introspect import functional_graph, is_batchnorm, nodes_in_order
 
@@ -773,7 +773,7 @@ def embeddings(
 
 def augmentations(layer, image, *, n: int = 8, seed: int | None = None, ax=None):
     """An image and ``n`` random versions of it from an augmentation layer run with ``training=True``;
-    ``seed`` seeds Keras's random generators first. Returns the figure (or ``ax``) showing one picture:
+    ``seed`` seeds Keras's random generators first (:func:`tlcourse.reseed`). Returns the figure (or ``ax``) showing one picture:
     the original, then each version.
 
     Examples
@@ -783,7 +783,7 @@ def augmentations(layer, image, *, n: int = 8, seed: int | None = None, ax=None)
     (112, 460, 3)
     """
     if seed is not None:
-        keras.utils.set_random_seed(seed)
+        reseed(seed)
     array = np.asarray(image, np.float32)
     array = array[..., None] if array.ndim == 2 else array
     if array.ndim != 3 or not callable(layer):
