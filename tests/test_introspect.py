@@ -103,29 +103,32 @@ def test_remember_keeps_facts_without_touching_the_model():
     assert introspect.recall(keras.layers.Dense(2), "info") is None
 
 
-def test_reset_keras_seed_does_what_set_random_seed_does_to_keras(monkeypatch):
+def test_set_global_seeds_sets_what_set_random_seed_sets_without_clearing_tensorflows_cache(monkeypatch):
     import random
 
     import tensorflow as tf
+    from keras.src.utils import rng_utils
 
     def draws():
         dense = keras.layers.Dense(3)
         dense.build((None, 4))
-        unseeded = keras.random.normal((2,))  # keras.random without a seed: the global generator
-        return dense.kernel.numpy(), keras.ops.convert_to_numpy(unseeded)
+        unseeded = keras.random.normal((2,))  # keras.random without a seed: Keras's global generator
+        return dense.kernel.numpy(), keras.ops.convert_to_numpy(unseeded), tf.compat.v1.get_seed(None)
 
     keras.utils.set_random_seed(7)
     by_keras = draws()
-    keras.random.normal((5,))  # move the global generator on
-    monkeypatch.setattr(tf.random, "set_seed", lambda seed: pytest.fail("TensorFlow's seed was reset"))
+    keras.random.normal((5,))  # move the generators on
+    tf.compat.v1.get_seed(None)
+    monkeypatch.setattr(tf.random, "set_seed", lambda seed: pytest.fail("TensorFlow's cache was emptied"))
     random.seed(7)
     np.random.seed(7)
-    introspect.reset_keras_seed(7)
+    introspect.set_global_seeds(7)
     again = draws()
-    from keras.src.utils import rng_utils
-
     assert rng_utils.get_random_seed() == 7, WRITTEN_FOR
     assert np.array_equal(by_keras[0], again[0]) and np.array_equal(by_keras[1], again[1]), WRITTEN_FOR
+    assert by_keras[2] == again[2] == (7, by_keras[2][1]), (
+        f"TensorFlow's (global, operation) seeds; {WRITTEN_FOR}"
+    )
 
 
 def _private_attributes(path: Path) -> list[str]:

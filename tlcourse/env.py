@@ -684,22 +684,16 @@ def setup(
 
 
 def reseed(seed: int) -> None:
-    """Seed Python, NumPy and Keras for the next run, keeping TensorFlow's compiled steps.
+    """Seed Python, NumPy, Keras and TensorFlow like ``keras.utils.set_random_seed``, keeping the compiled steps.
 
-    ``keras.utils.set_random_seed(seed)`` seeds Python's ``random``, NumPy, Keras and TensorFlow. The last
-    one, ``tf.random.set_seed``, also empties TensorFlow's cache of instantiated functions, so the next
-    call of *every* model traced so far is prepared again: about 3 s for MiniLM's training step on a CPU
-    (lesson 09), far more than a short run itself. Lesson 01 shows the cost. ``reseed`` does the rest of
-    what ``set_random_seed`` does (Keras draws the seeds of its initializers and random layers from
-    Python's ``random``) and leaves TensorFlow's global seed as ``setup()`` set it.
-
-    Models built after ``reseed(s)`` start from exactly the weights they would after
-    ``keras.utils.set_random_seed(s)``, and a run repeats exactly. What differs is TensorFlow's own
-    randomness: a ``tf.data`` shuffle with ``seed=s`` combines it with the global seed of ``setup()``, so
-    its order is another one than after ``set_random_seed(s)`` (still the same on every run), and random
-    ops without a seed of their own (a shuffle without ``seed=``, ``fit``'s shuffling of arrays)
-    continue TensorFlow's sequence instead of restarting it. Give ``shuffle(..., seed=seed)`` when a
-    run's order must depend on its seed.
+    ``keras.utils.set_random_seed(seed)`` ends with ``tf.random.set_seed(seed)``, which also empties
+    TensorFlow's cache of instantiated functions: the next call of *every* model traced so far is
+    prepared again, about 3 s for MiniLM's training step on a CPU (lesson 09), often more than a short run
+    itself. Lesson 01 shows the cost. ``reseed`` sets the same seeds and leaves the cache alone, so a
+    Keras model built and trained after ``reseed(s)`` gets exactly what it would after
+    ``set_random_seed(s)``: the same initial weights, dropout masks, augmentations and ``tf.data`` shuffle
+    orders. The one difference: TensorFlow's *stateful* random ops that already ran (``tf.random.uniform``
+    called eagerly, without a seed) continue their sequence; Keras 3 does not use them.
 
     Parameters
     ----------
@@ -737,4 +731,4 @@ def reseed(seed: int) -> None:
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed)
-    introspect.reset_keras_seed(seed)
+    introspect.set_global_seeds(seed)

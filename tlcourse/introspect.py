@@ -1,5 +1,7 @@
 """What tlcourse needs to know about a Keras model, and every use of Keras' private API, in one place.
 
+TensorFlow's private seed state (:func:`set_global_seeds`) is here too.
+
 The layer walk, BatchNorm detection, finding the base inside a classifier, unfreezing, parameter
 counts, and what the package remembers about a model live here. Anything that reaches into an
 attribute Keras or keras-hub does not document (``_flatten_layers``, ``_nodes_by_depth``, ...) is a
@@ -35,7 +37,7 @@ __all__ = [
     "nodes_in_order",
     "recall",
     "remember",
-    "reset_keras_seed",
+    "set_global_seeds",
     "trainable_report",
     "trainable_params",
     "unfreezable_layers",
@@ -265,21 +267,31 @@ def nodes_in_order(graph) -> list:
     return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
 
 
-def reset_keras_seed(seed: int) -> None:
-    """Do to Keras what ``keras.utils.set_random_seed(seed)`` does, without ``tf.random.set_seed``.
+def set_global_seeds(seed: int) -> None:
+    """Set Keras's and TensorFlow's global seeds as ``keras.utils.set_random_seed(seed)`` does, without
+    emptying TensorFlow's cache of instantiated functions.
 
-    Private: the two global attributes of ``keras.src.backend.common.global_state`` that
-    ``set_random_seed`` sets (``global_random_seed``, read back by its ``rng_utils.get_random_seed``, and
-    ``global_seed_generator``, dropped so that ``keras.random`` calls without a seed draw a new one from
-    Python's ``random``). Seeding Python's and NumPy's generators is the caller's part
-    (:func:`tlcourse.env.reseed`).
+    Private, Keras: the two global attributes of ``keras.src.backend.common.global_state`` that
+    ``set_random_seed`` sets (``global_random_seed``; ``global_seed_generator``, dropped so that
+    ``keras.random`` calls without a seed draw a new one from Python's ``random``). Private, TensorFlow:
+    what ``tf.random.set_seed`` sets in the eager context (``_seed``, and ``_rng``, which draws the
+    operation seeds of ops given none), leaving out its ``TFE_ContextClearCaches``. That call resets the
+    state of *stateful* random kernels already created; Keras 3 draws all its randomness with stateless
+    ops and seeds of its own, so its models, ``tf.data`` shuffles and ``fit`` are unaffected. Seeding
+    Python's and NumPy's generators is the caller's part (:func:`tlcourse.env.reseed`).
     """
+    import random
+
     from keras.src.backend.common import global_state
     from keras.src.random import seed_generator
     from keras.src.utils import rng_utils
+    from tensorflow.python.eager import context as tf_context
 
     global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
     global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    eager = tf_context.context()
+    eager._seed = seed
+    eager._rng = random.Random(seed)
 
 
 def keras_backup_epoch(backup_dir) -> int:

@@ -358,7 +358,7 @@ def train_from_scratch(images, labels, seed, epochs):
         model.optimizer.build(model.trainable_variables)
         _compiled[images.shape[1:]] = (model, [v.numpy() for v in model.optimizer.variables])
     model, optimizer_start = _compiled[images.shape[1:]]
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)  # not keras.utils.set_random_seed: see "Seeds without starting over" below
     model.set_weights(build_scratch_model(images.shape[1:]).get_weights())
     for variable, value in zip(model.optimizer.variables, optimizer_start, strict=True):
         variable.assign(value)
@@ -440,6 +440,39 @@ if course.offline:
 course.record("seconds_per_run", seconds)
 
 # %% [markdown]
+# ### Seeds without starting over
+#
+# `train_from_scratch` seeds each run with `tlcourse.reseed(seed)`, not with Keras's
+# `keras.utils.set_random_seed(seed)`. Both seed Python's `random` (Keras draws the seeds of its initial
+# weights and random layers from it), NumPy and Keras's own generator. `set_random_seed` also calls
+# `tf.random.set_seed`, and that empties TensorFlow's cache of prepared functions: the next `fit` of
+# *every* model traced so far is prepared again, which can cost more than a short run itself. Without the
+# package, `random.seed(seed)` and `np.random.seed(seed)` do the same for a model you build afterwards. Both
+# ways below, on the compiled scratch model:
+
+# %%
+chosen = labelled_subset(min(LABELS_PER_CLASS), budget.seeds[0])
+seedings = {"keras.utils.set_random_seed": keras.utils.set_random_seed, "tlcourse.reseed": tlcourse.reseed}
+run_seconds, first_weights = {name: [] for name in seedings}, {}
+for name, seeding in [*seedings.items()] * 2:  # twice each, alternating; the faster of the two counts
+    seeding(0)
+    first_weights[name] = build_scratch_model(x_pool.shape[1:]).get_weights()
+    seeding(0)
+    started = time.perf_counter()
+    train_from_scratch(x_pool[chosen], y_pool[chosen], budget.seeds[0], epochs)
+    run_seconds[name].append(time.perf_counter() - started)
+run_seconds = {name: min(times) for name, times in run_seconds.items()}
+same_weights = all(np.array_equal(a, b) for a, b in zip(*first_weights.values(), strict=True))
+for name, value in run_seconds.items():
+    print(f"one scratch run after {name + '(0)':31s} {value:.2f} s")
+print(f"the same initial weights from both: {same_weights}")
+course.record("reseed", {"seconds": run_seconds, "same_weights": same_weights})
+
+# %% [markdown]
+# The first run pays for preparing the training step again; the second finds it ready. The larger the
+# model, the larger the cost: seconds for lesson 09's text encoder on a CPU. From here on the lessons seed
+# their loops over seeds with `tlcourse.reseed`.
+#
 # Is the scratch network just short of training? Let us give it **five times as many epochs** at the
 # largest labels-per-class setting and see how far it gets.
 

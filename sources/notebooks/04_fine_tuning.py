@@ -155,7 +155,7 @@ stage1_weights = model.get_weights()  # every weight, BatchNorm statistics inclu
 
 # %%
 def tiny_model():
-    keras.utils.set_random_seed(0)
+    tlcourse.reseed(0)
     tiny_base = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(4), keras.layers.BatchNormalization(name="bn")],
         name="tiny_base",
@@ -324,7 +324,7 @@ early_layer, top_layer = with_weights[0].name, with_weights[-1].name
 maps_before = tlcourse.viz.feature_maps(base, probe_image, layers=[early_layer, top_layer], max_channels=8)
 stats_before = [(bn.moving_mean.numpy().copy(), bn.moving_variance.numpy().copy()) for bn in bn_layers]
 train_cached, val_cached = (cached["train"], labels["train"]), (cached["val"], labels["val"])
-keras.utils.set_random_seed(0)
+tlcourse.reseed(0)
 ft_history = tlcourse.train.fine_tune(fast, (train_cached, val_cached), stages=[stage2], verbose=0)
 acc_ft_bn_frozen = accuracy(fast, cached["test"], test_labels)
 after_difference = float(
@@ -364,7 +364,7 @@ for layer in bn_layers:
     layer.trainable = base.layers.index(layer) > first_unfrozen  # ...plus the BN layers among them
 print(f"trainable BN layers: {sum(layer.trainable for layer in bn_layers)} of {len(bn_layers)}")
 fast.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss=loss, metrics=["accuracy"])
-keras.utils.set_random_seed(0)
+tlcourse.reseed(0)
 fast.fit(
     *train_cached,
     validation_data=val_cached,
@@ -533,7 +533,7 @@ def run_stage(stage, starts):
         fast.set_weights(start)
         for variable, value in zip(optimizer.variables, fresh, strict=True):
             variable.assign(value)
-        keras.utils.set_random_seed(seed)
+        tlcourse.reseed(seed)
         fitted = fast.fit(*train_cached, validation_data=val_cached, epochs=stage.epochs,
                           batch_size=budget.batch_size, verbose=0)  # fmt: skip
         done.append((fast.get_weights(), fitted.history))

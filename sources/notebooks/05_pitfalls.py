@@ -214,9 +214,9 @@ def compiled(model, learning_rate=1e-2):
 
 def train_seed(model, seed):
     """Restart `model` from a fresh twin's weights drawn with `seed`, then train it on the images."""
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)
     tlcourse.adapt.restart(model, image_model())  # augmentation layers have no weights to restart
-    model.fit(batches(x_train, y_train, seed=seed), epochs=IMAGE_EPOCHS, verbose=0)
+    model.fit(batches(x_train, y_train, seed=seed), epochs=IMAGE_EPOCHS, shuffle=False, verbose=0)
     return model
 
 
@@ -483,10 +483,10 @@ for seed in budget.seeds:
     plain_model.set_weights(frozen_weights[seed])  # stage 1: the head trained on the frozen base
     lr_runs["head_only"].append(accuracy(plain_model, x_test, y_test))
     for name, learning_rate in (("broken", 1e-2), ("fixed", 1e-4)):
-        keras.utils.set_random_seed(seed)
+        tlcourse.reseed(seed)
         tlcourse.adapt.restart(unfrozen_model, frozen_weights[seed])
         unfrozen_model.optimizer.learning_rate.assign(learning_rate)
-        unfrozen_model.fit(batches(x_train, y_train, seed=seed), epochs=lr_epochs, verbose=0)
+        unfrozen_model.fit(batches(x_train, y_train, seed=seed), epochs=lr_epochs, shuffle=False, verbose=0)
         lr_runs[name].append(accuracy(unfrozen_model, x_test, y_test))
 for name, accuracies in lr_runs.items():
     print(f"{name:9s}: test accuracy {mean_std(accuracies)}  per seed {np.round(accuracies, 3).tolist()}")
@@ -602,14 +602,14 @@ import warnings
 logits_runs = {}
 setups = {"broken": (None, False), "fixed": (None, True), "softmax_from_logits": ("softmax", True)}
 for name, (activation, from_logits) in setups.items():
-    keras.utils.set_random_seed(0)
+    tlcourse.reseed(0)
     head = keras.Sequential([keras.Input((near_features["train"].shape[1],)),
                              keras.layers.Dense(target.num_classes, activation=activation)])  # fmt: skip
     head.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2),
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        h = head.fit(batches(near_features["train"], y_train, seed=0), epochs=30, verbose=0)
+        h = head.fit(batches(near_features["train"], y_train, seed=0), epochs=30, shuffle=False, verbose=0)
     warned = any("from_logits=True" in str(w.message) for w in caught)
     logits_runs[name] = {
         "loss": h.history["loss"][-1],

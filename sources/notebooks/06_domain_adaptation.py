@@ -124,7 +124,7 @@ fig.tight_layout()
 # %%
 def bn_cnn(*, seed, width=WIDTH, name="bn_cnn"):
     """A small CNN with BatchNorm: images in [0, 255] → 10 logits; the layer "features" is the embedding."""
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)
     inputs = keras.Input(x_source.shape[1:])
     x = keras.layers.Rescaling(1 / 255)(inputs)
     for block, filters in enumerate((width, 2 * width, 2 * width)):
@@ -185,7 +185,7 @@ def train_source_only(seed, *, into=None, verbose=0):
     """A fresh network for this seed, trained on the source; `into`: re-use that compiled model (section 8)."""
     fresh = bn_cnn(seed=seed, name=f"source_only_{seed}")
     model = compiled(fresh) if into is None else adapt.restart(into, fresh)
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)
     model.fit(x_source, y_source, batch_size=batch_size, epochs=source_epochs, verbose=verbose)
     steps["source-only"] += int(model.optimizer.iterations)
     return model
@@ -436,7 +436,7 @@ def domain_batches(seed):
 
 
 def fit_two_domains(model, seed, callbacks=()):
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)
     model.fit(domain_batches(seed), epochs=adapt_epochs, steps_per_epoch=steps_per_epoch,
               callbacks=list(callbacks), shuffle=False, verbose=0)  # fmt: skip
     return model
@@ -445,7 +445,7 @@ def fit_two_domains(model, seed, callbacks=()):
 def control_run(base, seed, *, into=None):
     """`base` trained on for adapt_epochs more epochs on the source alone."""
     model = compiled(copy_of(base), learning_rate=1e-3) if into is None else adapt.restart(into, base)
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)
     model.fit(x_source, y_source, batch_size=batch_size, epochs=adapt_epochs, verbose=0)
     steps["control (more source epochs)"] += int(model.optimizer.iterations)
     return model
@@ -639,7 +639,7 @@ class DomainLoss(keras.layers.Layer):
 
 def dann_run(base, seed, *, into=None):
     """DANN from a copy of `base`, with a fresh domain classifier and λ rising from 0."""
-    keras.utils.set_random_seed(seed)  # the domain classifier's first weights
+    tlcourse.reseed(seed)  # the domain classifier's first weights
     fresh = TwoDomainModel(copy_of(base), DomainLoss(feature_width))
     model = compiled(fresh, learning_rate=1e-3, loss=None) if into is None else adapt.restart(into, fresh)
     schedule = LambdaSchedule(model.alignment.reversal.lambda_, adapt_epochs * steps_per_epoch)
@@ -731,7 +731,7 @@ course.record("pseudo_kept_accuracy", kept_accuracy)
 # %%
 student = compiled(copy_of(adabn_model), learning_rate=1e-3)
 kept_per_round = []
-keras.utils.set_random_seed(seed)
+tlcourse.reseed(seed)
 for _ in range(2):
     mask, labels = pseudo_label(student, x_target, threshold=0.9)
     kept_per_round.append(int(mask.sum()))

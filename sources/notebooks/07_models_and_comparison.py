@@ -379,7 +379,7 @@ def linear_head(x, y):
 
 
 def scratch(train, val, seed):
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)
     model = restart(scratch_state, new_scratch_model().get_weights())  # fresh random weights for this seed
     train_for_epochs(model, *train, seed)
     return model
@@ -391,7 +391,7 @@ def feature_extraction(train, val, seed):
 
 
 def fine_tuning(train, val, seed):
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)
     model = restart(finetune_state)
     model.get_layer("logits").set_weights(linear_head(*train))  # stage 1: the converged head
     train_for_epochs(model, *train, seed)  # stage 2: everything unfrozen, small learning rate

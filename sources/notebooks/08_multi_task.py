@@ -188,7 +188,7 @@ def compile_heads(model, loss_weights=None):
     return model
 
 
-keras.utils.set_random_seed(0)
+tlcourse.reseed(0)
 multi_task = compile_heads(build_heads(TASKS))
 multi_task.summary()
 
@@ -209,7 +209,8 @@ def batches(features, task_labels, tasks, *, seed):
     return data.shuffle(len(features), seed=seed).batch(budget.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-history = multi_task.fit(batches(train_features, labels["train"], TASKS, seed=0), epochs=epochs, verbose=2)
+history = multi_task.fit(batches(train_features, labels["train"], TASKS, seed=0), epochs=epochs, shuffle=False,
+                          verbose=2)
 print(sorted(history.history))
 
 # %% [markdown]
@@ -260,11 +261,11 @@ def train(tasks, seed, loss_weights=None):
         model.optimizer.build(model.trainable_variables)
         _compiled[key] = (model, [v.numpy() for v in model.optimizer.variables])
     model, optimizer_start = _compiled[key]
-    keras.utils.set_random_seed(seed)
+    tlcourse.reseed(seed)
     model.set_weights(build_heads(tasks).get_weights())
     for variable, value in zip(model.optimizer.variables, optimizer_start, strict=True):
         variable.assign(value)
-    model.fit(batches(train_features, labels["train"], tasks, seed=seed), epochs=epochs, verbose=0)
+    model.fit(batches(train_features, labels["train"], tasks, seed=seed), epochs=epochs, shuffle=False, verbose=0)
     return model
 
 

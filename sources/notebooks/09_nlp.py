@@ -373,7 +373,7 @@ if fine_tune:
     )
     tuned, started = [], time.perf_counter()
     for seed in budget.seeds:
-        keras.utils.set_random_seed(seed)
+        tlcourse.reseed(seed)
         encoder.backbone.set_weights(pretrained_weights)  # every run starts from the pretrained encoder ...
         tlcourse.adapt.restart(classifier, fine_tune_model(encoder))  # ... and a new head drawn with this seed
         batches = train_texts.shuffle(len(y["train"]), seed=seed).batch(16)  # reshuffled every epoch

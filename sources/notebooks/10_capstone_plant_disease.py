@@ -196,12 +196,12 @@ plt.show()
 # (`budget.epochs + budget.fine_tune_epochs`).
 
 # %%
-keras.utils.set_random_seed(course.seed)
+tlcourse.reseed(course.seed)
 scratch = tlcourse.models.small_cnn((image_size, image_size, 3), len(class_names), name="scratch_cnn")
 compile_classifier(scratch, 1e-3)
 scratch_epochs = budget.epochs + budget.fine_tune_epochs
 scratch_history = scratch.fit(
-    train_ds, validation_data=val_ds, validation_freq=scratch_epochs, epochs=scratch_epochs, verbose=0
+    train_ds, validation_data=val_ds, validation_freq=scratch_epochs, epochs=scratch_epochs, shuffle=False, verbose=0
 )  # validation_freq: measure the validation split once, after the last epoch
 val_acc = {"baseline": scratch_history.history["val_accuracy"][-1]}
 print(f"small CNN from scratch ({scratch.count_params():,} weights), {scratch_epochs} epochs: "
@@ -223,7 +223,7 @@ print(f"{base.name}: trainable tensors {len(base.trainable_weights)}")
 # One pass of the frozen base over each split, in a fixed order, so each feature vector keeps its label.
 train_f, train_y = tlcourse.train.extract_features(base, from_folder("train", shuffle=False), verbose=0)
 val_f, val_y = tlcourse.train.extract_features(base, val_ds, verbose=0)
-keras.utils.set_random_seed(course.seed)
+tlcourse.reseed(course.seed)
 head = keras.Sequential(
     [
         keras.Input(train_f.shape[1:]),
@@ -233,12 +233,14 @@ head = keras.Sequential(
 )
 compile_classifier(head, 1e-2)
 head_epochs = 10 * budget.epochs  # a head on cached features: many cheap epochs
+# The arrays through tf.data: Keras adds a fixed cost to every epoch over NumPy arrays (lesson 01).
+train_features = tf.data.Dataset.from_tensor_slices((train_f, train_y)).shuffle(len(train_y), seed=course.seed)
+val_features = tf.data.Dataset.from_tensor_slices((val_f, val_y)).batch(256)
 head_history = head.fit(
-    train_f,
-    train_y,
-    validation_data=(val_f, val_y),
+    train_features.batch(budget.batch_size),  # reshuffled every epoch
+    validation_data=val_features,
     epochs=head_epochs,
-    batch_size=budget.batch_size,
+    shuffle=False,  # the dataset shuffles itself; fit's `shuffle` is for arrays
     verbose=0,
 )
 val_acc["extraction"] = head_history.history["val_accuracy"][-1]
@@ -268,7 +270,7 @@ compile_classifier(extraction_model, 1e-2)
 # predicts on the unchanged image.
 
 # %%
-keras.utils.set_random_seed(course.seed)
+tlcourse.reseed(course.seed)
 tuned_base = tlcourse.models.backbone("efficientnet_lite0", input_shape=(image_size, image_size, 3))
 tuned_base.trainable = True
 with_weights = [layer for layer in tuned_base.layers if layer.weights]
@@ -292,7 +294,9 @@ schedule = keras.optimizers.schedules.CosineDecay(
     FINE_TUNE_LR, decay_steps=budget.fine_tune_epochs * len(train_ds)
 )
 compile_classifier(model, schedule)
-tune_history = model.fit(train_ds, validation_data=val_ds, epochs=budget.fine_tune_epochs, verbose=0)
+tune_history = model.fit(
+    train_ds, validation_data=val_ds, epochs=budget.fine_tune_epochs, shuffle=False, verbose=0
+)
 val_acc["fine-tuned"] = tune_history.history["val_accuracy"][-1]
 report = tlcourse.introspect.trainable_report(model)
 bn_layers = tlcourse.introspect.batchnorm_layers(tuned_base)

@@ -97,7 +97,7 @@ tlcourse.check("10.1")
 
 # %%
 # BEGIN SOLUTION
-keras.utils.set_random_seed(0)
+tlcourse.reseed(0)
 baseline = keras.Sequential(
     [
         keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3)),
@@ -139,7 +139,7 @@ base = tlcourse.models.backbone("efficientnet_lite0", input_shape=(IMAGE_SIZE, I
 cached = {}  # the base's features, computed once per image (an unshuffled pass keeps them with their labels)
 for split, ds in (("train", from_folder("train", shuffle=False)), ("val", val_ds)):
     cached[split] = (base.predict(ds, verbose=0), np.concatenate([y for _, y in ds]))
-keras.utils.set_random_seed(0)
+tlcourse.reseed(0)
 head = keras.Sequential([keras.Input((cached["train"][0].shape[1],)), keras.layers.Dropout(0.2),
                          keras.layers.Dense(data.num_classes, name="logits")])  # fmt: skip
 head.compile(
@@ -184,7 +184,7 @@ tlcourse.check("10.3")
 
 # %%
 # BEGIN SOLUTION
-keras.utils.set_random_seed(0)
+tlcourse.reseed(0)
 tuned_base = tlcourse.models.backbone("efficientnet_lite0", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
 tuned_base.trainable = True
 weighted = [
