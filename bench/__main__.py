@@ -6,8 +6,10 @@
    without cache, and the seeds' per-image Python generator (ImageDataGenerator's style).
 3. Precision and compilation: mixed_bfloat16 (mixed_float16 on a GPU) vs float32, jit_compile on/off.
 4. CI cost per lesson, read from what ``make test`` left in build/.
+6. Seeding between runs (5 is ``python -m bench.grading``): a compiled model's next run after ``keras.utils.set_random_seed`` ÷ after
+   ``tlcourse.reseed`` (the first empties TensorFlow's cache of instantiated functions).
 
-Options: ``--reps N`` (default 3), ``--quick`` (smaller sizes, for a smoke run), ``--only 1,3``.
+Options: ``--reps N`` (default 3), ``--quick`` (smaller sizes, for a smoke run), ``--only 1,6``.
 """
 
 from __future__ import annotations
@@ -440,6 +442,72 @@ def bench_precision(reps: int, quick: bool) -> dict:
     return results
 
 
+# --------------------------------------------------------------------------- 6. seeding between runs
+def bench_reseed(reps: int, quick: bool) -> dict:
+    """A short run after ``keras.utils.set_random_seed`` ÷ the same run after ``tlcourse.reseed``.
+
+    Lessons compile a model once and train it again for each seed. ``set_random_seed`` ends with
+    ``tf.random.set_seed``, which empties TensorFlow's cache of instantiated functions, so the next run
+    prepares its training step again; ``reseed`` sets the same seeds and keeps it. Both give the same
+    weights (checked here on the trained weights of every repetition).
+    """
+    from tlcourse import models
+
+    size, batch, steps = 64, 16, 2 if quick else 4
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, size=(batch * steps, size, size, 3)).astype("float32")
+    y = rng.integers(0, 10, size=batch * steps).astype("int64")
+    builders = {
+        "small_cnn": lambda: models.small_cnn((size, size, 3), 10),
+        "mobilenet_v2 (all layers trainable)": lambda: models.classifier(
+            models.unfreeze(models.backbone("mobilenet_v2", weights=None, input_shape=(size, size, 3))), 10
+        ),
+    }
+    seedings = {
+        "keras.utils.set_random_seed": keras.utils.set_random_seed,
+        "tlcourse.reseed": tlcourse.reseed,
+    }
+    log(f"6. seeding: {list(builders)}, one epoch of {steps} steps of {batch} at {size}px after each seeding")
+    results: dict = {"steps": steps, "batch": batch, "image_size": size, "models": {}}
+    for model_name, build in builders.items():
+        keras.utils.set_random_seed(0)
+        model = build()
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        start_weights = model.get_weights()
+        start_variables = [variable.numpy() for variable in model.variables]
+        batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+        model.fit(batches, epochs=1, shuffle=False, verbose=0)  # trace once, untimed
+        seconds: dict = {name: [] for name in seedings}
+        same = True
+        for rep in range(max(reps, 3)):
+            order = list(seedings.items()) if rep % 2 == 0 else list(seedings.items())[::-1]
+            trained = []
+            for name, seeding in order:
+                tlcourse.adapt.restart(model, start_weights)  # the same weights, a fresh optimizer ...
+                for variable, value in zip(model.variables, start_variables, strict=True):
+                    variable.assign(value)  # ... and dropout's seed state as it was
+                seeding(rep)
+                started = time.perf_counter()
+                model.fit(batches, epochs=1, shuffle=False, verbose=0)
+                seconds[name].append(time.perf_counter() - started)
+                trained.append(model.get_weights())
+            same = same and all(np.array_equal(a, b) for a, b in zip(*trained, strict=True))
+        ratios = [
+            a / b
+            for a, b in zip(seconds["keras.utils.set_random_seed"], seconds["tlcourse.reseed"], strict=True)
+        ]
+        results["models"][model_name] = {
+            "seconds": {name: median(values) for name, values in seconds.items()},
+            "ratio": median(ratios),
+            "same_weights": same,
+        }
+        log(f"   {model_name}: {median(ratios):.1f}× ({seconds}); same weights: {same}")
+    return results
+
+
 # --------------------------------------------------------------------------- 4. CI cost per lesson
 def bench_ci_cost() -> dict:
     """Seconds per lesson notebook in the ci profile, from what `make test` left in build/."""
@@ -616,6 +684,7 @@ def write_results(info: dict, results: dict, total_s: float) -> str:
     else:
         lines += [_not_measured(r3), ""]
 
+    r6 = results.get("6")
     r4 = results.get("4")
     lines += ["## 4. CI cost per lesson (ci profile)", ""]
     if isinstance(r4, dict) and r4.get("available"):
@@ -632,6 +701,29 @@ def write_results(info: dict, results: dict, total_s: float) -> str:
         lines += [r4["message"], ""]
     else:
         lines += [_not_measured(r4), ""]
+
+    lines += ["## 6. Seeding between runs: `keras.utils.set_random_seed` vs `tlcourse.reseed`", ""]
+    if isinstance(r6, dict) and "models" in r6:
+        lines += [
+            f"A compiled model trained again after seeding (as the lessons do for each seed): one epoch of "
+            f"{r6['steps']} steps of {r6['batch']} images at {r6['image_size']} px, timed from the seeding call's "
+            "return to the end of `fit`; the training step was traced once before, untimed. "
+            "`set_random_seed` ends with `tf.random.set_seed`, which empties TensorFlow's cache of instantiated "
+            "functions; `reseed` sets the same seeds and keeps it.",
+            "",
+            "| model | after set_random_seed s | after reseed s | ratio | same trained weights |",
+            "|---|---|---|---|---|",
+        ]
+        for model_name, entry in r6["models"].items():
+            secs = entry["seconds"]
+            lines.append(
+                f"| {model_name} | {secs['keras.utils.set_random_seed']:.2f} | {secs['tlcourse.reseed']:.2f} | "
+                f"{entry['ratio']:.1f}× | {entry['same_weights']} |"
+            )
+        passed = all(e["ratio"] > 1 and e["same_weights"] for e in r6["models"].values())
+        lines += ["", f"Goal: reseed's run faster and the weights identical. {'✅' if passed else '❌'}", ""]
+    else:
+        lines += [_not_measured(r6), ""]
     text = _keep_unmeasured_sections("\n".join(lines), results)
     RESULTS.write_text(text)
     return text
@@ -676,7 +768,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
-    parser.add_argument("--only", default="1,2,3,4", help="comma-separated benchmark numbers")
+    parser.add_argument("--only", default="1,2,3,4,6", help="comma-separated benchmark numbers")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     tlcourse.setup(verbose=True, seed=0)
@@ -687,6 +779,7 @@ def main(argv=None) -> int:
         "2": lambda: bench_input_pipeline(args.reps, args.quick),
         "3": lambda: bench_precision(args.reps, args.quick),
         "4": bench_ci_cost,
+        "6": lambda: bench_reseed(args.reps, args.quick),
     }
     for key in args.only.split(","):
         key = key.strip()
@@ -726,6 +819,9 @@ def main(argv=None) -> int:
                 else r4["message"]
             )
         )
+    if isinstance(results.get("6"), dict):
+        for model_name, entry in results["6"]["models"].items():
+            print(f"6. {model_name}: a run after set_random_seed ÷ after reseed {entry['ratio']:.1f}×")
     print(f"written: {RESULTS.relative_to(ROOT)}  ({total:.0f} s)")
     return 0
 
