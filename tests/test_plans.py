@@ -433,3 +433,9 @@ def test_the_plan_table_flags_what_colab_cannot_hold_and_what_exceeds_the_margin
     assert "| **7.0** ⚠️ margin | 0.0 |" in table[4], "a laptop has no Colab limit, only the 6 GB margin"
     assert "took 90 s of wall time and 40 s of CPU time" in page
     assert plans.markdown(rows) == page, "the same plans give the same page"
+    # A dry run of one lesson later replaces its row and keeps the others, totals included.
+    new_04 = row("04", "full", 3.0, 4.0, dry_run_s={"wall": 10, "cpu": 5})
+    plan_file.write_text(json.dumps([new_04]))
+    again = plans.write_markdown(plan_file, tmp_path / "plans.md").read_text(encoding="utf-8")
+    assert again == plans.markdown([*(r for r in rows if r["lesson"] != "04"), new_04])
+    assert "took 100 s of wall time and 45 s of CPU time" in again

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 import warnings
@@ -1274,10 +1275,46 @@ def markdown(rows: Sequence[Mapping]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _page_rows(text: str) -> list[dict]:
+    """The rows of a page :func:`markdown` wrote, read back (flags dropped)."""
+
+    def number(cell: str) -> float:
+        return float(re.search(r"-?[\d.]+", cell).group())
+
+    rows = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 9 or not re.fullmatch(r"\d\d", cells[0]):
+            continue
+        row = {
+            "lesson": cells[0],
+            "profile": cells[1],
+            "status": cells[2].removeprefix("failed: "),
+            "host_ram_gb_planned": number(cells[3]),
+            "device_ram_gb_planned": number(cells[4]),
+            "t4_minutes_planned": number(cells[5]),
+            "downloads_mb": number(cells[6]),
+            "host_ram_gb_measured": number(cells[7]),
+        }
+        if "/" in cells[8]:
+            wall, cpu = (int(part) for part in cells[8].split("/"))
+            row["dry_run_s"] = {"wall": wall, "cpu": cpu}
+        rows.append(row)
+    return rows
+
+
 def write_markdown(plan_file: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Write :func:`markdown` of a plan file to ``path`` and return it."""
+    """Write :func:`markdown` of a plan file to ``path`` and return it.
+
+    Lessons the plan file lacks keep their rows from the page already at ``path``: a dry run of a few
+    lessons (``make dry-run LESSONS="01 09"`` on a fresh clone) updates theirs and leaves the others.
+    """
     rows = json.loads(Path(plan_file).read_text(encoding="utf-8"))
     path = Path(path)
+    if path.is_file():
+        planned = {(row["lesson"], row["profile"]) for row in rows}
+        kept = _page_rows(path.read_text(encoding="utf-8"))
+        rows = [*rows, *(row for row in kept if (row["lesson"], row["profile"]) not in planned)]
     path.write_text(markdown(rows), encoding="utf-8")
     return path
 
