@@ -443,12 +443,14 @@ course.record("seconds_per_run", seconds)
 # ### Seeds without starting over
 #
 # `train_from_scratch` seeds each run with `tlcourse.reseed(seed)`, not with Keras's
-# `keras.utils.set_random_seed(seed)`. Both seed Python's `random` (Keras draws the seeds of its initial
-# weights and random layers from it), NumPy and Keras's own generator. `set_random_seed` also calls
-# `tf.random.set_seed`, and that empties TensorFlow's cache of prepared functions: the next `fit` of
-# *every* model traced so far is prepared again, which can cost more than a short run itself. Without the
-# package, `random.seed(seed)` and `np.random.seed(seed)` do the same for a model you build afterwards. Both
-# ways below, on the compiled scratch model:
+# `keras.utils.set_random_seed(seed)`. Both set the same seeds: Python's `random` (Keras draws the seeds of
+# its initial weights and random layers from it), NumPy's, Keras's and TensorFlow's (`tf.data` shuffles use
+# it). But `set_random_seed` sets TensorFlow's with `tf.random.set_seed`, which also empties TensorFlow's
+# cache of prepared functions: the next `fit` of *every* model traced so far is prepared again, which can
+# cost more than a short run itself. `reseed` sets the same seed and keeps the cache, so a run gives exactly
+# the same numbers. Without the package, `random.seed(seed)` and `np.random.seed(seed)` give a model you build
+# afterwards the same initial weights (shuffles then follow TensorFlow's seed as it was). Both ways below, on
+# the compiled scratch model:
 
 # %%
 chosen = labelled_subset(min(LABELS_PER_CLASS), budget.seeds[0])
