@@ -684,7 +684,6 @@ def write_results(info: dict, results: dict, total_s: float) -> str:
     else:
         lines += [_not_measured(r3), ""]
 
-    r6 = results.get("6")
     r4 = results.get("4")
     lines += ["## 4. CI cost per lesson (ci profile)", ""]
     if isinstance(r4, dict) and r4.get("available"):
@@ -702,6 +701,7 @@ def write_results(info: dict, results: dict, total_s: float) -> str:
     else:
         lines += [_not_measured(r4), ""]
 
+    r6 = results.get("6")
     lines += ["## 6. Seeding between runs: `keras.utils.set_random_seed` vs `tlcourse.reseed`", ""]
     if isinstance(r6, dict) and "models" in r6:
         lines += [

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tlcourse.checks.core import CheckFailed, register
 from tlcourse.checks.verify import (
     call_model,
+    call_model_in_chunks,
     count_params,
     expect_accuracy,
     expect_batchnorm_frozen,
@@ -264,8 +265,7 @@ def _chunk_10(data) -> int:
 
 def _logits_10(model, data, split: str) -> tuple[np.ndarray, np.ndarray]:
     x, y = data.arrays(split)
-    step = _chunk_10(data)
-    return np.concatenate([call_model(model, x[i : i + step]) for i in range(0, len(x), step)]), y
+    return call_model_in_chunks(model, x, _chunk_10(data)), y
 
 
 def _accuracy_10(model, data, split: str) -> float:

@@ -66,6 +66,11 @@ def call_model(model, x):
     return np.asarray(output)
 
 
+def call_model_in_chunks(model, x, batch_size: int):
+    """:func:`call_model` over an array, ``batch_size`` inputs per call, the outputs joined."""
+    return np.concatenate([call_model(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
 def expect_output_shape(model, input_shape: tuple[int, ...], outputs: int, *, name: str = "model"):
     """Call the model on a batch of two inputs and fail unless it returns ``(2, outputs)``.
 
@@ -281,9 +286,7 @@ def expect_accuracy(model, x, y=None, *, at_least: float, name: str = "model", b
             ys.append(np.asarray(batch_y))
         predictions, labels = np.concatenate(xs), np.concatenate(ys)
     else:
-        predictions = np.concatenate(
-            [call_model(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        )
+        predictions = call_model_in_chunks(model, x, batch_size)
         labels = np.asarray(y)
     if predictions.ndim == 2 and predictions.shape[1] > 1:
         predicted = predictions.argmax(axis=1)
