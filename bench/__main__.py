@@ -2,8 +2,9 @@
 
 1. Feature caching vs. the TF tutorial's recipe (frozen base inside the model, ``model.fit`` E epochs).
 2. Input pipeline: images/s training from a folder of JPEGs ÷ images/s on in-memory tensors, for
-   the course's folder recipe (Keras's ``image_dataset_from_directory`` + cache + prefetch), the same
-   without cache, and the seeds' per-image Python generator (ImageDataGenerator's style).
+   the course's folder recipe (Keras's ``image_dataset_from_directory`` + cache, then shuffle, batch and
+   prefetch), the same without cache, and the seeds' per-image Python generator (ImageDataGenerator's
+   style).
 3. Precision and compilation: mixed_bfloat16 (mixed_float16 on a GPU) vs float32, jit_compile on/off.
 4. CI cost per lesson, read from what ``make test`` left in build/.
 6. Seeding between runs (5 is ``python -m bench.grading``): a compiled model's next run after ``keras.utils.set_random_seed`` ÷ after
@@ -294,7 +295,7 @@ def write_jpeg_folder(root: Path, per_class: int) -> tuple[list[str], np.ndarray
     return files, np.asarray(labels, np.int64)
 
 
-COURSE_RECIPE = "image_dataset_from_directory + cache + prefetch (the course's recipe)"
+COURSE_RECIPE = "image_dataset_from_directory + cache, then shuffle, batch, prefetch (the course's recipe)"
 
 
 def bench_input_pipeline(reps: int, quick: bool) -> dict:
@@ -339,10 +340,22 @@ def bench_input_pipeline(reps: int, quick: bool) -> dict:
         model.fit(make_input(), epochs=epochs, verbose=0)
         return n * epochs / (time.perf_counter() - start), n * epochs / (time.process_time() - cpu)
 
-    def from_directory():
+    def from_directory(batch_size=batch):
         return keras.utils.image_dataset_from_directory(
-            work / "jpegs", image_size=(size, size), batch_size=batch, shuffle=True, seed=0, verbose=False
+            work / "jpegs",
+            image_size=(size, size),
+            batch_size=batch_size,
+            shuffle=True,
+            seed=0,
+            verbose=False,
         )
+
+    def course_recipe():
+        """Lesson 10's `from_folder`: single decoded images cached (filled by one complete pass), then a
+        new order every epoch, batches, prefetch."""
+        images = from_directory(batch_size=None).cache()
+        count = sum(1 for _ in images)
+        return images.shuffle(count, seed=0).batch(batch).prefetch(tf.data.AUTOTUNE)
 
     contenders = {
         "in-memory tensors": lambda: timed(
@@ -353,7 +366,7 @@ def bench_input_pipeline(reps: int, quick: bool) -> dict:
                 .prefetch(tf.data.AUTOTUNE)
             )
         ),
-        COURSE_RECIPE: lambda: timed(lambda: from_directory().cache().prefetch(tf.data.AUTOTUNE)),
+        COURSE_RECIPE: lambda: timed(course_recipe),
         "image_dataset_from_directory (no cache)": lambda: timed(from_directory),
         "per-image Python generator": lambda: timed(lambda: PerImageGenerator(files, labels, size, batch)),
     }
@@ -647,8 +660,10 @@ def write_results(info: dict, results: dict, total_s: float) -> str:
             f"{r2.get('loads')} on {os.cpu_count()} cores. The last column divides by the process's CPU "
             "time (all threads) instead of wall time: steadier on a shared machine.",
             "",
-            "The course's folder pipeline is Keras's own: `keras.utils.image_dataset_from_directory(...)"
-            ".cache().prefetch(tf.data.AUTOTUNE)` (see `tlcourse/data.py`).",
+            "The course's folder pipeline is Keras's own, as lesson 10 writes it: "
+            "`keras.utils.image_dataset_from_directory(..., batch_size=None).cache()` (single decoded images, "
+            "the cache filled by one complete pass), then `.shuffle(n).batch(b).prefetch(tf.data.AUTOTUNE)`: "
+            "a new order every epoch (see `tlcourse/data.py`).",
             "",
             "| pipeline | images/s | ÷ in-memory | ÷ in-memory, images per CPU second |",
             "|---|---|---|---|",

@@ -114,6 +114,7 @@ def test_10_1_correct(capsys, bundle):
     result = run("10.1", capsys, train_ds=bundle.batches("train"), val_ds=bundle.batches("val"), data=bundle)
     assert result.passed, result.line
     assert "batches of 16 images 8×8×3" in result.message and "no test image" in result.message
+    assert "new order every pass" in result.message
 
 
 def test_10_1_plain_tf_data_passes(capsys, bundle):
@@ -170,6 +171,16 @@ def test_10_1_plain_tf_data_passes(capsys, bundle):
             "of `train_ds`'s images differ from data.train's pixels",
         ),
         (lambda b: b.batches("train"), lambda b: b.batches("val").unbatch().batch(1), "batches of 1 image"),
+        (  # image_dataset_from_directory(shuffle=True) then .cache(): the first epoch's order, every epoch
+            lambda b: b.train.shuffle(90, seed=0).batch(16).cache(),
+            lambda b: b.batches("val"),
+            "same order in every pass",
+        ),
+        (
+            lambda b: b.train.shuffle(90, seed=0, reshuffle_each_iteration=False).batch(16),
+            lambda b: b.batches("val"),
+            "same order in every pass",
+        ),
     ],
 )
 def test_10_1_wrong_answers(capsys, bundle, train, val, hint):

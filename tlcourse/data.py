@@ -21,6 +21,9 @@ training examples per class, nested across k for one seed.
 A folder of your own images, one sub-folder per class, needs no helper: Keras's
 ``image_dataset_from_directory`` lists and decodes it, ``cache()`` keeps the decoded images after the
 first epoch and ``prefetch`` overlaps reading with training (``python -m bench --only 2`` measures it).
+Cache single images, then shuffle and batch: a ``cache()`` after a shuffle replays the first epoch's
+order in every epoch. Read the cache once completely before any partial read (a peek, a ``take``):
+one stopped early can leave an in-memory cache of single images truncated (lesson 10).
 
 >>> import pathlib, tempfile, numpy as np, keras, tensorflow as tf
 >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -28,10 +31,10 @@ first epoch and ``prefetch`` overlaps reading with training (``python -m bench -
 ...     (folder / "ab"[i % 2]).mkdir(exist_ok=True)
 ...     keras.utils.save_img(folder / "ab"[i % 2] / f"{i}.jpg", np.full((40, 40, 3), 12 * i, np.uint8))
 >>> train, val = keras.utils.image_dataset_from_directory(
-...     folder, validation_split=0.2, subset="both", seed=0, image_size=(32, 32), batch_size=8, verbose=False)
+...     folder, validation_split=0.2, subset="both", seed=0, image_size=(32, 32), batch_size=None, verbose=False)
 Using 16 files for training.
 Using 4 files for validation.
->>> train = train.cache().prefetch(tf.data.AUTOTUNE)
+>>> train = train.cache().shuffle(16, seed=0).batch(8).prefetch(tf.data.AUTOTUNE)
 >>> [tuple(images.shape) for images, labels in train]
 [(8, 32, 32, 3), (8, 32, 32, 3)]
 """

@@ -106,8 +106,18 @@ print(f"{folder}: {', '.join(sorted(p.name for p in (folder / 'train').iterdir()
 # %% [markdown]
 # `keras.utils.image_dataset_from_directory` lists such a folder, decodes the images, resizes them and labels
 # each by its sub-folder. By default the labels follow the sub-folders' **alphabetical** order; `class_names`
-# fixes the order (here the dataset's own, so label 0 means the same everywhere). `cache()` keeps the decoded
-# images after the first pass, `prefetch` overlaps reading with training. Only the training split is shuffled.
+# fixes the order (here the dataset's own, so label 0 means the same everywhere). With `batch_size=None` it
+# gives single images: `cache()` keeps them decoded after the first pass, and only then does the training split
+# get shuffled and everything batched, so every epoch sees a new order. (A `cache()` after a shuffle would
+# store the first epoch's order and replay it in every epoch; the cell checks that two passes differ.)
+# `prefetch` overlaps reading with training.
+#
+# One trap, met while writing this lesson: `tf.data` fills an in-memory cache during a pass, and a pass
+# stopped early — a peek with `next(iter(ds))`, a `take(2)` — before the first complete one left this cache of
+# single images holding only the images read so far, and every later epoch saw only those: a first run of this
+# lesson trained its head on a few dozen images and scored chance before we caught it.
+# So `from_folder` reads each split once, completely, as soon as it builds it; every later read, partial or
+# not, then comes from a complete cache.
 
 # %%
 class_names = data.class_names
@@ -118,15 +128,21 @@ def from_folder(split, *, shuffle):
         folder / split,
         class_names=class_names,
         image_size=(image_size, image_size),
-        batch_size=budget.batch_size,
-        shuffle=shuffle,
-        seed=course.seed,
+        batch_size=None,  # single images: cache them decoded, then shuffle, then batch
+        shuffle=False,
         verbose=False,
-    )
-    return ds.cache().prefetch(tf.data.AUTOTUNE)
+    ).cache()
+    count = sum(1 for _ in ds)  # one complete pass fills the cache now, before any partial read
+    if shuffle:
+        ds = ds.shuffle(count, seed=course.seed)  # after the cache: a new order every epoch
+    return ds.batch(budget.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 train_ds, val_ds = from_folder("train", shuffle=True), from_folder("val", shuffle=False)
+first_pass, second_pass = ([int(y) for _, labels in train_ds for y in labels] for _ in range(2))
+print(f"{len(first_pass)} training images per epoch; the second pass in a new order: {first_pass != second_pass}")
+course.record("epoch_orders", {"images": len(first_pass), "train_split": data.sizes["train"],
+                               "new_order": first_pass != second_pass})  # fmt: skip
 
 
 def compile_classifier(model, learning_rate):
@@ -223,6 +239,7 @@ print(f"{base.name}: trainable tensors {len(base.trainable_weights)}")
 # One pass of the frozen base over each split, in a fixed order, so each feature vector keeps its label.
 train_f, train_y = tlcourse.train.extract_features(base, from_folder("train", shuffle=False), verbose=0)
 val_f, val_y = tlcourse.train.extract_features(base, val_ds, verbose=0)
+course.record("feature_rows", {"train": len(train_f), "val": len(val_f), "splits": dict(data.sizes)})
 tlcourse.reseed(course.seed)
 head = keras.Sequential(
     [
@@ -544,7 +561,8 @@ print(f"(the test image's true class: {class_names[test_y[0]]!r})")
 # - A project runs: folder → explore → baseline → feature extraction → fine-tuning (with augmentation) → one
 #   evaluation on the test split → mistakes → export. Each step's number is measured, not assumed.
 # - `keras.utils.image_dataset_from_directory` reads one sub-folder per class; pass `class_names` to fix the
-#   label order, shuffle the training split only, `cache()` and `prefetch`.
+#   label order. `cache()` the decoded images *before* shuffling the training split (only it), then batch and
+#   `prefetch`.
 # - The baseline (a small CNN from scratch) says what transfer buys. Choose models, epochs and learning rates on
 #   the validation split; touch the test split once, at the end, with the chosen model.
 # - Confusion matrices say *which* classes are mixed up, Grad-CAM shows where the model looked.

@@ -61,7 +61,9 @@ print("classes:", data.class_names)
 # `budget.batch_size`, integer labels, the training split **shuffled**, the validation split not. Keep the
 # pixels in [0, 255] (the pretrained base preprocesses its input itself). Label `k` must mean
 # `data.class_names[k]`, as everywhere in the course — find the argument that fixes the label order. Add
-# `.cache()` and `.prefetch(tf.data.AUTOTUNE)`. The test folder stays closed until 10.5.
+# `.cache()` (decode once) and `.prefetch(tf.data.AUTOTUNE)`, and mind their order: every epoch must see the
+# training images in a new order, and a cache after a shuffle replays the first epoch's order (the check reads
+# `train_ds` twice). The test folder stays closed until 10.5.
 
 
 # %%
@@ -71,12 +73,14 @@ def from_folder(split, *, shuffle):
         folder / split,
         class_names=data.class_names,
         image_size=(IMAGE_SIZE, IMAGE_SIZE),
-        batch_size=budget.batch_size,
-        shuffle=shuffle,
-        seed=0,
+        batch_size=None,  # single images, cached decoded; shuffled and batched after the cache
+        shuffle=False,
         verbose=False,
-    )
-    return ds.cache().prefetch(tf.data.AUTOTUNE)
+    ).cache()
+    count = sum(1 for _ in ds)  # one complete pass fills the cache before any partial read (lesson 10)
+    if shuffle:
+        ds = ds.shuffle(count, seed=0)  # a new order every epoch
+    return ds.batch(budget.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 train_ds, val_ds = from_folder("train", shuffle=True), from_folder("val", shuffle=False)

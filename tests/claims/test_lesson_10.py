@@ -1,8 +1,9 @@
-"""Lesson 10's claims: EfficientNet-Lite0 is 6.9× smaller than ResNet50; on validation feature extraction
-beats the small CNN from scratch and the model is chosen there; only the chosen model meets the test split,
-far above chance; fine-tuning kept every BatchNorm layer frozen and used augmentation; the ``.keras`` file
-loads back to the same function; TFLite with 8-bit weights is several times smaller and keeps almost every
-prediction."""
+"""Lesson 10's claims: EfficientNet-Lite0 is 6.9× smaller than ResNet50; the folder pipeline gives every
+epoch all training images in a new order, and later partial reads keep every image; on validation feature
+extraction beats the small CNN from scratch and the model is chosen there; only the chosen model meets the
+test split, far above chance; fine-tuning kept every BatchNorm layer frozen and used augmentation; the
+``.keras`` file loads back to the same function; TFLite with 8-bit weights is several times smaller and keeps
+almost every prediction."""
 
 import pytest
 
@@ -10,6 +11,18 @@ import pytest
 def test_lite0_is_6_9_times_smaller_than_resnet50(records):
     lesson = records("10")
     assert lesson["times_smaller_than_resnet50"] == pytest.approx(6.9, abs=0.05)
+
+
+def test_every_epoch_reads_all_training_images_in_a_new_order(records):
+    lesson = records("10")
+    orders = lesson["epoch_orders"]
+    assert orders["new_order"] is True, orders
+    assert orders["images"] == orders["train_split"], orders
+
+
+def test_partial_reads_after_the_filling_pass_leave_every_image_in_the_cache(records):
+    rows = records("10")["feature_rows"]  # extract_features peeks at its data before its full pass
+    assert rows["train"] == rows["splits"]["train"] and rows["val"] == rows["splits"]["val"], rows
 
 
 def test_feature_extraction_beats_the_scratch_baseline_on_validation(records):

@@ -94,7 +94,7 @@ def _read_batches_10(ds, name: str, split: str, data) -> tuple:
 
 @register("10.1")
 def check_10_1(train_ds, val_ds, data) -> str:
-    """Batched train/val pipelines: shapes, pixel range, integer labels, shuffling, and no test image."""
+    """Batched train/val pipelines: shapes, pixel range, integer labels, a new order every pass, no test image."""
 
     hashes = {split: _image_hashes_10(data.arrays(split)[0]) for split in ("train", "val", "test")}
     test, val = set(hashes["test"]), set(hashes["val"])
@@ -163,9 +163,16 @@ def check_10_1(train_ds, val_ds, data) -> str:
                 "`train_ds` is not shuffled: add .shuffle(data.sizes['train']) before .batch(...) so each "
                 "epoch sees the images in a new order"
             )
+        if split == "train" and _image_hashes_10(_read_batches_10(ds, name, split, data)[0]) == seen:
+            raise CheckFailed(
+                "`train_ds` gives the same order in every pass, so every epoch replays the first one's batches: "
+                "a .cache() after the shuffle stores that order. Cache single decoded images first "
+                "(image_dataset_from_directory(..., batch_size=None)), then .shuffle(...), .batch(...)"
+            )
     return (
         f"train_ds and val_ds: batches of {batch_sizes['train_ds']} images "
-        f"{shape_text(data.image_shape)} in [0, 255] with integer labels, train shuffled, no test image"
+        f"{shape_text(data.image_shape)} in [0, 255] with integer labels, train in a new order every pass, "
+        "no test image"
     )
 
 
