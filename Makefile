@@ -56,19 +56,13 @@ lab: $(VENV)/.lab
 # re-measured.
 TEST_ENV := TLCOURSE_OFFLINE=1 TLCOURSE_PROFILE=ci TLCOURSE_CACHE=$(CURDIR)/build/cache \
 	TLCOURSE_RECORD_DIR=$(CURDIR)/build/records
-# The $(JOBS) pytest workers share the cores: each worker's TensorFlow gets its share of them. (By default
-# every process starts thread pools as wide as the machine, and two notebooks at once oversubscribe it.)
-CORES := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
-THREADS_PER_JOB := $(shell n=$$(( $(CORES) / $(JOBS) )); [ $$n -ge 1 ] && echo $$n || echo 1)
-JOB_THREADS := TF_NUM_INTRAOP_THREADS=$(THREADS_PER_JOB) TF_NUM_INTEROP_THREADS=$(THREADS_PER_JOB) \
-	OMP_NUM_THREADS=$(THREADS_PER_JOB)
 
 test: $(VENV)/.test
 	$(VENV)/bin/ruff check tlcourse tools tests bench sources docs
 	$(VENV)/bin/ruff format --check --quiet tlcourse tools tests bench sources docs
 	@rm -rf build/records build/cache/runs
 	@TLCOURSE_CACHE=$(CURDIR)/build/cache $(PY) -m tlcourse_tools test-env
-	$(TEST_ENV) $(JOB_THREADS) TLCOURSE_SOCKET_GUARD=1 $(PY) -m pytest -n $(JOBS) --dist loadfile \
+	$(TEST_ENV) TLCOURSE_SOCKET_GUARD=1 $(PY) -m pytest -n $(JOBS) --dist loadfile \
 		--nbval-lax --nbval-current-env --junitxml=build/junit.xml \
 		--ignore=tests/claims --ignore=tests/browser tests tlcourse tools/tlcourse_tools notebooks solutions -q
 	$(TEST_ENV) $(PY) -m pytest tests/claims -q
