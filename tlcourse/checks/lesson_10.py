@@ -156,7 +156,9 @@ def check_10_1(train_ds, val_ds, data) -> str:
         if len(seen) != data.sizes[split]:
             raise CheckFailed(
                 f"`{name}` yields {len(seen)} images per pass, the {split} split has {data.sizes[split]}: use "
-                "each image once (no .take(), .skip() or filter)"
+                "each image once (no .take(), .skip() or filter), and read a .cache() of single images once "
+                "completely before any partial read such as next(iter(...)): one stopped early can leave it "
+                "truncated"
             )
         if split == "train" and seen == hashes["train"]:
             raise CheckFailed(
