@@ -182,6 +182,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "7 ×": "224 / 32, EfficientNet's last feature maps at 224 px (Tan & Le, 2019, Table 1)",
         "10 MB": "a budget in an end-of-lesson question",
         "50 ms": "a budget in an end-of-lesson question",
+        "3.13": 'the Keras release that added model.export(..., format="litert") (Keras 3.13.0 release notes)',
     },
 }
 

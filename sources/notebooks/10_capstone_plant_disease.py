@@ -458,6 +458,13 @@ course.record("reload_max_abs_diff", max_diff)
 # course's dry runs met the same refusal for the ImageNet base's preprocessing layer in float32 on a laptop.
 # So we always convert a float32 twin: the same layers, each rebuilt from its config with `dtype="float32"`,
 # and the same weights.
+#
+# The converter's input is a **SavedModel**, TensorFlow's format for serving: functions with fixed input
+# signatures, and the variables they read. We write one with just what the phone runs: the forward pass at
+# inference, for a batch of any size, and the weights behind it. The one-line route,
+# `tf.lite.TFLiteConverter.from_keras_model(model)` (or, from Keras 3.13, `model.export(file, format="litert")`),
+# writes a SavedModel of the whole Keras model first, every layer's own state included, and converts it to the
+# same TFLite model.
 
 # %%
 def float32_twin(model):
@@ -474,7 +481,16 @@ def float32_twin(model):
 export_model = float32_twin(final_model)
 print(f"exporting a float32 twin of {final_model.name} (the model computes in "
       f"{keras.mixed_precision.global_policy().compute_dtype})")  # fmt: skip
-converter = tf.lite.TFLiteConverter.from_keras_model(export_model)
+# The SavedModel: one function, the forward pass at inference, and the tf.Variable behind each Keras weight.
+serving = tf.Module()
+serving.weights = [weight.value for weight in export_model.weights]
+serving.predict = tf.function(
+    lambda images: export_model(images, training=False),
+    input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32)],
+)
+saved_model_dir = path.with_suffix(".savedmodel")
+tf.saved_model.save(serving, str(saved_model_dir), signatures=serving.predict)
+converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
 converter.optimizations = [tf.lite.Optimize.DEFAULT]  # post-training quantisation of the weights to 8 bits
 tflite_file = path.with_suffix(".tflite")
 tflite_file.write_bytes(converter.convert())

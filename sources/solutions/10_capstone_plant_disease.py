@@ -303,6 +303,6 @@ tlcourse.check("10.7")
 #
 # Your model is on disk and loads back to the same function. Point `image_dataset_from_directory` at a folder
 # of your own photos (one sub-folder per class) and run the same steps. Then make the file small: convert it
-# with `tf.lite.TFLiteConverter.from_keras_model(final_model)` and
-# `converter.optimizations = [tf.lite.Optimize.DEFAULT]`, as section 10 of the lesson does, and measure its
-# size, its speed and whether its predictions on your test images stay the same.
+# to TFLite with `converter.optimizations = [tf.lite.Optimize.DEFAULT]`, as section 10 of the lesson does
+# (`tf.lite.TFLiteConverter.from_keras_model(final_model)` is the one-line route), and measure its size, its
+# speed and whether its predictions on your test images stay the same.

@@ -41,7 +41,9 @@ def _image_hashes_10(images) -> list[bytes]:
 
     x = np.asarray(images)
     if x.dtype != np.uint8:
-        x = np.clip(np.round(x.astype(np.float64)), 0, 255).astype(np.uint8)
+        # Round half up in float32: several times faster than np.round in float64 over every pixel of a split,
+        # and the same bytes for the float copies of uint8 pixels this compares.
+        x = (np.clip(x.astype(np.float32, copy=False), 0, 255) + np.float32(0.5)).astype(np.uint8)
     return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in x.reshape(len(x), -1)]
 
 
@@ -429,8 +431,9 @@ def check_10_5(val_acc, chosen, test_acc, baseline, extraction, fine_tuned, data
         raise CheckFailed(
             f"`test_acc` is a {type(test_acc).__name__}: the chosen model's test accuracy, a number"
         )
-    tested = _measured_10(models, data, "test")
+    tested = {chosen: _accuracy_10(models[chosen], data, "test")}  # the others only to explain a mismatch
     if abs(float(test_acc) - tested[chosen]) > _TOLERANCE_10:
+        tested = _measured_10(models, data, "test")
         other = [n for n in MODELS_10 if n != chosen and abs(float(test_acc) - tested[n]) <= _TOLERANCE_10]
         raise CheckFailed(
             f"`test_acc` is {float(test_acc):.3f}, the chosen model's test accuracy is not: "
