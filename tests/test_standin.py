@@ -70,6 +70,21 @@ def test_official_splits_and_sizes():
     assert sizes["mnist"] == sizes["fashion_mnist"] == {"train": 60000, "test": 10000}
 
 
+def test_the_temporary_folders_of_a_network_go_with_it(online):
+    """A test run leaves no stand-in folders behind in the temporary directory."""
+    import gc
+    from pathlib import Path
+
+    scratch = standin.Network(scale=0.01, min_per_class=8)
+    with standin.install(scratch):
+        data.load("beans", image_size=32)
+    folders = [Path(scratch._tfds_root()), Path(scratch._cache())]
+    assert all(folder.is_dir() for folder in folders)
+    del scratch
+    gc.collect()
+    assert not any(folder.exists() for folder in folders), folders
+
+
 def test_scaled_sizes_keep_every_class_and_double_with_growth():
     small = standin.Network(scale=0.01, min_per_class=20)
     large = standin.Network(scale=0.01, min_per_class=20, growth=2)

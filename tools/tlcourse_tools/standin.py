@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
@@ -259,12 +260,18 @@ class Network:
     def _tfds_root(self) -> str:
         """tfds's data folder when none is given: one per Network, empty at first."""
         if self._tfds_dir is None:
-            self._tfds_dir = tempfile.mkdtemp(prefix="tlcourse-standin-tfds-")
+            self._tfds_dir = self._temporary_folder("tlcourse-standin-tfds-")
         return self._tfds_dir
+
+    def _temporary_folder(self, prefix: str) -> str:
+        """A new temporary folder, removed with this Network (or at exit): runs leave nothing in /tmp."""
+        folder = tempfile.mkdtemp(prefix=prefix)
+        weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        return folder
 
     def _cache(self) -> Path:
         if self.cache is None:
-            self.cache = tempfile.mkdtemp(prefix="tlcourse-standin-")
+            self.cache = self._temporary_folder("tlcourse-standin-")
         path = Path(self.cache)
         path.mkdir(parents=True, exist_ok=True)
         return path
