@@ -381,18 +381,19 @@ def _select(parts: dict, k_all: int, *, dataset: str, classes, labels_per_class,
     out = {}
     for salt, split in enumerate(_SPLITS, start=10):
         x, y = parts[split]
-        if classes is not None:
+        rows = np.arange(len(y))
+        if classes is not None:  # only the labels are selected here: the images are copied once, at the end
             table = np.full(k_all, -1, np.int64)
             table[classes] = np.arange(len(classes))
-            mask = np.isin(y, classes)
-            x, y = x[mask], table[y[mask]]
+            rows = np.flatnonzero(np.isin(y, classes))
+            y = table[y[rows]]
         per_class = caps[split != "train"]
         if split == "train" and labels_per_class is not None:
             _check_labels(labels_per_class, np.bincount(y, minlength=len(classes or range(k_all))), dataset)
             per_class = labels_per_class
         idx = np.concatenate([i[:per_class] for i in _per_class_order(y, seed, salt)] or [np.zeros(0, int)])
         idx = np.random.default_rng([seed, salt, 99]).permutation(idx)
-        out[split] = (x[idx], y[idx])
+        out[split] = (x[rows[idx]], y[idx])
     return out
 
 
