@@ -66,6 +66,18 @@ def _get(url: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
+def test_tests_and_stored_outputs_use_the_same_thread_pools_on_every_machine():
+    """`make test`, `build --execute` and the Colab twin pin TensorFlow's pools (their width moves numerics)."""
+    from tlcourse_tools import authoring
+
+    makefile = (ROOT / "Makefile").read_text()
+    pinned = re.search(r"^THREADS_ENV := (.+)$", makefile, re.M).group(1).split()
+    assert dict(item.split("=") for item in pinned) == authoring.PINNED_THREADS
+    assert re.search(r"^TEST_ENV := \$\(THREADS_ENV\) ", makefile, re.M), "make test must use THREADS_ENV"
+    assert authoring.PINNED_THREADS.items() <= authoring.TEST_ENV.items()  # build --execute's kernels
+    assert "authoring.PINNED_THREADS" in (ROOT / "tools" / "tlcourse_tools" / "colab.py").read_text()
+
+
 def test_make_lab_serves_the_course():
     port, token = _free_port(), "tlcourse-test"
     env = dict(

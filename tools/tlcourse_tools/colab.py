@@ -541,6 +541,7 @@ def run_twin(
         return run
     env = dict(
         _clean_env(),
+        **authoring.PINNED_THREADS,  # as `make test`: the stored check outputs were computed with these pools
         TLCOURSE_OFFLINE="1",
         TLCOURSE_PROFILE="ci",
         TLCOURSE_CACHE=str(work / "cache"),
