@@ -75,6 +75,19 @@ def test_the_lessons_savedmodel_converts_to_the_same_tflite_model(model, tmp_pat
     np.testing.assert_allclose(_predict(by_hand, images), keras_logits, atol=0.05 * np.ptp(keras_logits))
 
 
+@pytest.mark.skipif(
+    tuple(int(part) for part in keras.__version__.split(".")[:2]) < (3, 13),
+    reason="model.export(..., format='litert') arrived in Keras 3.13",
+)
+def test_keras_litert_export_gives_the_same_tflite_model(model, tmp_path):
+    """The lesson names Keras's `model.export(file, format="litert")` as the other one-line route."""
+    images = np.random.default_rng(1).uniform(0, 255, (8, SIZE, SIZE, 3)).astype("float32")
+    exported = tmp_path / "model.tflite"
+    model.export(str(exported), format="litert", optimizations=[tf.lite.Optimize.DEFAULT], verbose=False)
+    by_hand = _the_lessons_route(model, tmp_path / "model.savedmodel")
+    np.testing.assert_array_equal(_predict(exported.read_bytes(), images), _predict(by_hand, images))
+
+
 def test_the_lessons_savedmodel_holds_the_trained_weights(model, tmp_path):
     """Without the weights tracked by the module, saving fails loudly rather than writing an empty model."""
     serving = tf.Module()

@@ -75,8 +75,9 @@ TEST_TOOLS = ("pytest-xdist", "pytest-timeout", "nbval")
 # whole suite already runs on the newest versions in `make test`). Every lesson end to end and the
 # claims it records; the package's doctests; the tests of the code that reaches into version-specific
 # API: Keras/keras-hub internals (introspect), ipywidgets 7 (viz), keras-hub models and weights
-# (models), tensorflow-datasets and protobuf (data), the install cell (colab). Solutions, exercises and
-# the checks' tests use the same package code through public Keras API.
+# (models), tensorflow-datasets and protobuf (data), the install cell (colab), TFLite conversion and Keras's
+# LiteRT export (lesson 10's export). Solutions, exercises and the checks' tests use the same package code
+# through public Keras API.
 COLAB_SUITE = (
     "notebooks",
     "tlcourse",
@@ -85,6 +86,7 @@ COLAB_SUITE = (
     "tests/test_models.py",
     "tests/test_data.py",
     "tests/test_colab.py",
+    "tests/test_lesson_10_export.py",
 )
 SUITES = ("colab", "full", "lessons")
 
