@@ -65,7 +65,6 @@ def _get(url: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-@pytest.mark.slow
 def test_tests_and_stored_outputs_use_the_same_thread_pools_on_every_machine():
     """`make test`, `build --execute` and the Colab twin pin TensorFlow's pools (their width moves numerics)."""
     from tlcourse_tools import authoring
@@ -78,6 +77,7 @@ def test_tests_and_stored_outputs_use_the_same_thread_pools_on_every_machine():
     assert "authoring.PINNED_THREADS" in (ROOT / "tools" / "tlcourse_tools" / "colab.py").read_text()
 
 
+@pytest.mark.slow
 def test_make_lab_serves_the_course():
     port, token = _free_port(), "tlcourse-test"
     env = dict(
